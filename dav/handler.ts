@@ -1,0 +1,62 @@
+import { handleMkcol } from './collections';
+import type { DavContext } from './context';
+import { DavError } from './errors';
+import { handleDelete, handleGet, handlePut } from './objects';
+import { handlePropfind } from './propfind';
+import { handleProppatch } from './proppatch';
+import { handleReport } from './report';
+import type { Resource } from './resource';
+
+export const DAV_HEADER = '1, 3, addressbook, extended-mkcol';
+
+type Handler = (dc: DavContext) => Promise<void>;
+
+const HANDLERS: Record<string, Handler> = {
+  PROPFIND: handlePropfind,
+  PROPPATCH: handleProppatch,
+  REPORT: handleReport,
+  MKCOL: handleMkcol,
+  GET: handleGet,
+  HEAD: handleGet,
+  PUT: handlePut,
+  DELETE: handleDelete,
+};
+
+/** Methods each kind of resource supports, for the Allow header and 405 answers. */
+export function allowedMethods(resource: Resource | undefined): string[] {
+  const base = ['OPTIONS', 'GET', 'HEAD', 'PROPFIND'];
+  switch (resource?.kind) {
+    case 'book':
+      return [...base, 'PROPPATCH', 'REPORT', 'DELETE'];
+    case 'new-book':
+      return ['OPTIONS', 'MKCOL', 'PUT'];
+    case 'card':
+      return resource.exists ? [...base, 'PUT', 'DELETE'] : ['OPTIONS', 'PUT'];
+    case 'home':
+    case 'principal':
+      return [...base, 'PROPPATCH', 'REPORT'];
+    default:
+      return [...base, 'REPORT'];
+  }
+}
+
+export async function dispatch(dc: DavContext): Promise<void> {
+  const method = dc.ctx.method;
+  const resource = dc.resource;
+  dc.ctx.set('DAV', DAV_HEADER);
+  if (method === 'OPTIONS') {
+    dc.ctx.set('Allow', allowedMethods(resource).join(', '));
+    dc.ctx.status = 200;
+    dc.ctx.body = '';
+    return;
+  }
+  const handler = HANDLERS[method];
+  if (!handler) {
+    dc.ctx.set('Allow', allowedMethods(resource).join(', '));
+    throw new DavError(405, undefined, `${method} is not supported on this resource`);
+  }
+  if (resource.kind === 'new-book' && method === 'PUT') {
+    throw new DavError(409, undefined, 'cards are stored inside an address book; create the address book first');
+  }
+  await handler(dc);
+}

@@ -1,0 +1,150 @@
+import type { CardMeta, User } from '../storage/types';
+import { readXmlBody } from './body';
+import type { DavContext } from './context';
+import { DavError } from './errors';
+import { PropStat, responseXml, sendMultistatus } from './multistatus';
+import { allpropNames, cardProperty, collectionProperty, PropertyContext, propertyNames } from './props';
+import { bookHref, encodeSegment, homeHref, HOMES, principalHref, PRINCIPALS, Resource } from './resource';
+import { child, clark, is, NS, XmlElement } from './xml';
+
+export type PropRequest = { kind: 'allprop'; include: string[] } | { kind: 'propname' } | { kind: 'prop'; names: string[] };
+
+/** Cards listed per storage round trip in a Depth 1 listing. */
+const LISTING_PAGE = 1000;
+
+export function propNames(prop: XmlElement): string[] {
+  return prop.children.map((element) => clark(element.ns, element.local));
+}
+
+export function parsePropRequest(root: XmlElement | undefined): PropRequest {
+  if (root === undefined) return { kind: 'allprop', include: [] };
+  if (!is(root, NS.DAV, 'propfind')) throw new DavError(400, undefined, 'the PROPFIND body must be a DAV:propfind element');
+  const prop = child(root, NS.DAV, 'prop');
+  if (prop) return { kind: 'prop', names: propNames(prop) };
+  if (child(root, NS.DAV, 'propname')) return { kind: 'propname' };
+  if (child(root, NS.DAV, 'allprop')) {
+    const include = child(root, NS.DAV, 'include');
+    return { kind: 'allprop', include: include ? propNames(include) : [] };
+  }
+  throw new DavError(400, undefined, 'DAV:propfind needs one of DAV:prop, DAV:propname or DAV:allprop');
+}
+
+/** Reads the Depth header. A missing one counts as 1, as most CardDAV servers treat it; infinity is refused. */
+export function parseDepth(value: string | undefined, allowed: ('0' | '1')[] = ['0', '1']): 0 | 1 {
+  const depth = (value ?? '1').trim().toLowerCase();
+  if (depth === 'infinity') {
+    throw new DavError(403, clark(NS.DAV, 'propfind-finite-depth'), 'Depth: infinity is not supported; use Depth 0 or 1');
+  }
+  if (depth !== '0' && depth !== '1') throw new DavError(400, undefined, `invalid Depth header: ${value}`);
+  if (!allowed.includes(depth)) throw new DavError(400, undefined, `Depth ${depth} is not allowed here`);
+  return depth === '0' ? 0 : 1;
+}
+
+/** Splits requested properties into found and missing ones; with `minimal`, missing ones are left out (RFC 7240). */
+function propstats(request: PropRequest, kind: Resource['kind'], lookup: (name: string) => string | undefined, minimal: boolean): PropStat[] {
+  if (request.kind === 'propname') {
+    return [{ status: 200, properties: propertyNames(kind).map((name) => [name, ''] as [string, string]) }];
+  }
+  const names = request.kind === 'prop' ? request.names : [...allpropNames(kind), ...request.include];
+  const found: [string, string][] = [];
+  const missing: [string, string][] = [];
+  for (const name of new Set(names)) {
+    const value = lookup(name);
+    if (value === undefined) missing.push([name, '']);
+    else found.push([name, value]);
+  }
+  const result: PropStat[] = [{ status: 200, properties: found }];
+  if (!minimal && request.kind === 'prop') result.push({ status: 404, properties: missing });
+  return result;
+}
+
+export function cardResponse(
+  context: PropertyContext,
+  owner: User,
+  href: string,
+  card: CardMeta,
+  request: PropRequest,
+  minimal: boolean,
+  addressData?: string,
+): string {
+  const lookup = (name: string) =>
+    name === clark(NS.CARDDAV, 'address-data') ? addressData : cardProperty(context, owner, card, name);
+  return responseXml(href, propstats(request, 'card', lookup, minimal));
+}
+
+export function wantsMinimal(dc: DavContext): boolean {
+  const prefer = dc.ctx.get('prefer').toLowerCase();
+  return prefer.includes('return=minimal') || dc.ctx.get('brief').toLowerCase() === 't';
+}
+
+type CollectionResource = Exclude<Resource, { kind: 'card' | 'new-book' }>;
+
+async function collectionResponse(dc: DavContext, resource: CollectionResource, request: PropRequest, minimal: boolean): Promise<string> {
+  const context = { user: dc.user, maxResourceSize: dc.limits.maxResourceSize };
+  const dead = resource.kind === 'book' ? await dc.storage.getBookProperties(resource.book.id) : undefined;
+  const lookup = (name: string) => collectionProperty(context, resource, name, dead);
+  return responseXml(resource.href, propstats(request, resource.kind, lookup, minimal));
+}
+
+async function childCollections(dc: DavContext, resource: CollectionResource): Promise<CollectionResource[]> {
+  const user = dc.user;
+  switch (resource.kind) {
+    case 'root':
+      return resource.href === '/'
+        ? [{ kind: 'root', href: '/dav/' }]
+        : [
+            { kind: 'principals', href: PRINCIPALS },
+            { kind: 'homes', href: HOMES },
+          ];
+    case 'principals':
+      return [{ kind: 'principal', href: principalHref(user), owner: user }];
+    case 'homes':
+      return [{ kind: 'home', href: homeHref(user), owner: user }];
+    case 'home': {
+      const books = await dc.storage.listBooks(resource.owner.id);
+      return books.map((book) => ({ kind: 'book', href: bookHref(resource.owner, book), owner: resource.owner, book }));
+    }
+    default:
+      return [];
+  }
+}
+
+export async function handlePropfind(dc: DavContext): Promise<void> {
+  const depth = parseDepth(dc.ctx.get('depth') || undefined);
+  const request = parsePropRequest(await readXmlBody(dc.ctx, dc.limits.maxXmlBody));
+  const minimal = wantsMinimal(dc);
+  const resource = dc.resource;
+  const context = { user: dc.user, maxResourceSize: dc.limits.maxResourceSize };
+
+  if (resource.kind === 'new-book') throw new DavError(404, undefined, 'no address book exists at this URL');
+  if (resource.kind === 'card') {
+    const card = await dc.storage.getCardMeta(resource.book.id, resource.name);
+    if (!card) throw new DavError(404, undefined, 'no card exists at this URL');
+    const body = cardResponse(context, resource.owner, resource.href, card, request, minimal);
+    sendMultistatus(dc.ctx, (async function* () {
+      yield body;
+    })());
+    return;
+  }
+
+  const self = await collectionResponse(dc, resource, request, minimal);
+  const children = depth === 1 ? await childCollections(dc, resource) : [];
+  const childResponses = await Promise.all(children.map((c) => collectionResponse(dc, c, request, minimal)));
+  const storage = dc.storage;
+
+  async function* responses(): AsyncGenerator<string> {
+    yield self;
+    yield* childResponses;
+    if (depth === 0 || resource.kind !== 'book') return;
+    let afterId = 0;
+    for (;;) {
+      const page = await storage.listCardMeta(resource.book.id, afterId, LISTING_PAGE);
+      for (const card of page) {
+        yield cardResponse(context, resource.owner, resource.href + encodeSegment(card.name), card, request, minimal);
+      }
+      if (page.length < LISTING_PAGE) return;
+      afterId = page[page.length - 1].id;
+    }
+  }
+  sendMultistatus(dc.ctx, responses());
+}

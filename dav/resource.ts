@@ -1,0 +1,85 @@
+import type { AddressBook, Storage, User } from '../storage/types';
+import { DavError } from './errors';
+
+export const DAV_ROOT = '/dav/';
+export const PRINCIPALS = `${DAV_ROOT}principals/`;
+export const HOMES = `${DAV_ROOT}addressbooks/`;
+
+/** The resource a request path names, resolved for the authenticated user. */
+export type Resource =
+  | { kind: 'root'; href: string }
+  | { kind: 'principals'; href: string }
+  | { kind: 'principal'; href: string; owner: User }
+  | { kind: 'homes'; href: string }
+  | { kind: 'home'; href: string; owner: User }
+  | { kind: 'book'; href: string; owner: User; book: AddressBook }
+  | { kind: 'new-book'; href: string; owner: User; slug: string }
+  | { kind: 'card'; href: string; owner: User; book: AddressBook; name: string; exists: boolean };
+
+export function encodeSegment(segment: string): string {
+  return encodeURIComponent(segment).replace(/%40/g, '@');
+}
+
+export function principalHref(user: User): string {
+  return `${PRINCIPALS}${encodeSegment(user.name)}/`;
+}
+
+export function homeHref(user: User): string {
+  return `${HOMES}${encodeSegment(user.name)}/`;
+}
+
+export function bookHref(owner: User, book: AddressBook): string {
+  return `${homeHref(owner)}${encodeSegment(book.slug)}/`;
+}
+
+/** Splits a request path into decoded segments; malformed escapes are a client error. */
+export function decodePath(path: string): string[] {
+  try {
+    return path
+      .split('/')
+      .filter((segment) => segment !== '')
+      .map((segment) => decodeURIComponent(segment));
+  } catch {
+    throw new DavError(400, undefined, `the request path is not valid percent-encoded UTF-8: ${path}`);
+  }
+}
+
+function notFound(): DavError {
+  return new DavError(404, undefined, 'no resource exists at this URL');
+}
+
+/**
+ * Resolves a path. Another user's principal, home, books and cards resolve as
+ * not found, so guessing URLs reveals nothing, not even whether a user exists.
+ */
+export async function resolveResource(storage: Storage, user: User, path: string, method: string): Promise<Resource> {
+  const segments = decodePath(path);
+  const asCollection = path.endsWith('/') ? path : `${path}/`;
+  if (segments.length === 0) return { kind: 'root', href: '/' };
+  if (segments[0] !== 'dav') throw notFound();
+  if (segments.length === 1) return { kind: 'root', href: DAV_ROOT };
+
+  const [, area, ownerName, slug, name, ...rest] = segments;
+  if (area !== 'principals' && area !== 'addressbooks') throw notFound();
+  if (ownerName === undefined) {
+    return area === 'principals' ? { kind: 'principals', href: PRINCIPALS } : { kind: 'homes', href: HOMES };
+  }
+  if (ownerName !== user.name) throw notFound();
+  const owner = user;
+  if (area === 'principals') {
+    if (slug !== undefined) throw notFound();
+    return { kind: 'principal', href: asCollection, owner };
+  }
+  if (slug === undefined) return { kind: 'home', href: asCollection, owner };
+  const book = await storage.getBook(owner.id, slug);
+  if (name === undefined) {
+    return book ? { kind: 'book', href: asCollection, owner, book } : { kind: 'new-book', href: asCollection, owner, slug };
+  }
+  if (rest.length > 0) throw notFound();
+  if (!book) {
+    // RFC 4918 section 9.7.1: a PUT into a missing collection is a conflict, not a missing resource.
+    throw new DavError(method === 'PUT' ? 409 : 404, undefined, 'the address book does not exist');
+  }
+  const exists = (await storage.getCardMeta(book.id, name)) !== undefined;
+  return { kind: 'card', href: path, owner, book, name, exists };
+}

@@ -1,0 +1,132 @@
+import { SaxesParser } from 'saxes';
+
+export const NS = {
+  DAV: 'DAV:',
+  CARDDAV: 'urn:ietf:params:xml:ns:carddav',
+  CS: 'http://calendarserver.org/ns/',
+  CARDINAL: 'urn:x-cardinal:ns',
+} as const;
+
+/** Prefixes used in every response; other namespaces get a local declaration. */
+const PREFIXES: Record<string, string> = {
+  [NS.DAV]: 'd',
+  [NS.CARDDAV]: 'card',
+  [NS.CS]: 'cs',
+  [NS.CARDINAL]: 'cardinal',
+};
+
+export const XMLNS_DECLARATIONS = Object.entries(PREFIXES)
+  .map(([uri, prefix]) => `xmlns:${prefix}="${uri}"`)
+  .join(' ');
+
+export interface XmlElement {
+  ns: string;
+  local: string;
+  attrs: Record<string, string>;
+  children: XmlElement[];
+  text: string;
+}
+
+export class XmlError extends Error {}
+
+/** Nesting deeper than this is no DAV request body. */
+const MAX_DEPTH = 64;
+
+/** Parses a request body with namespaces resolved. DOCTYPE declarations are refused outright, so no entity is ever expanded. */
+export function parseXml(body: string): XmlElement {
+  const parser = new SaxesParser({ xmlns: true });
+  const stack: XmlElement[] = [];
+  let root: XmlElement | undefined;
+  parser.on('doctype', () => {
+    throw new XmlError('DOCTYPE declarations are not allowed');
+  });
+  parser.on('opentag', (tag) => {
+    const attrs: Record<string, string> = {};
+    for (const attr of Object.values(tag.attributes)) {
+      if (typeof attr === 'string') continue;
+      if (attr.prefix === 'xmlns' || attr.name === 'xmlns') continue;
+      attrs[attr.uri ? `{${attr.uri}}${attr.local}` : attr.local] = attr.value;
+    }
+    const element: XmlElement = { ns: tag.uri ?? '', local: tag.local ?? tag.name, attrs, children: [], text: '' };
+    const parent = stack[stack.length - 1];
+    if (parent) parent.children.push(element);
+    else root = element;
+    stack.push(element);
+    if (stack.length > MAX_DEPTH) throw new XmlError('the XML body is nested too deeply');
+  });
+  const onText = (text: string) => {
+    const current = stack[stack.length - 1];
+    if (current) current.text += text;
+  };
+  parser.on('text', onText);
+  parser.on('cdata', onText);
+  parser.on('closetag', () => {
+    stack.pop();
+  });
+  try {
+    parser.write(body).close();
+  } catch (error) {
+    if (error instanceof XmlError) throw error;
+    throw new XmlError(`malformed XML: ${(error as Error).message}`);
+  }
+  if (!root) throw new XmlError('the body holds no XML element');
+  return root;
+}
+
+export function is(element: XmlElement | undefined, ns: string, local: string): boolean {
+  return element !== undefined && element.ns === ns && element.local === local;
+}
+
+export function child(element: XmlElement, ns: string, local: string): XmlElement | undefined {
+  return element.children.find((c) => c.ns === ns && c.local === local);
+}
+
+export function childrenNamed(element: XmlElement, ns: string, local: string): XmlElement[] {
+  return element.children.filter((c) => c.ns === ns && c.local === local);
+}
+
+/** Clark notation, `{namespace}local`, the key for properties everywhere. */
+export function clark(ns: string, local: string): string {
+  return `{${ns}}${local}`;
+}
+
+export function splitClark(name: string): { ns: string; local: string } {
+  const end = name.indexOf('}');
+  return { ns: name.slice(1, end), local: name.slice(end + 1) };
+}
+
+/**
+ * Escapes text for element content. CR becomes `&#13;` because XML parsers
+ * turn a raw CR LF into LF, and clients would then receive LF-only vCards.
+ */
+export function escapeXml(text: string): string {
+  return text
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/\r/g, '&#13;');
+}
+
+export function escapeAttribute(text: string): string {
+  return escapeXml(text).replace(/"/g, '&quot;');
+}
+
+/** Builds a start tag (or an empty element) for a Clark name, declaring its namespace when it has no fixed prefix. */
+export function tag(name: string, content?: string): string {
+  const { ns, local } = splitClark(name);
+  const prefix = PREFIXES[ns];
+  if (prefix) {
+    const qname = `${prefix}:${local}`;
+    return content === undefined || content === '' ? `<${qname}/>` : `<${qname}>${content}</${qname}>`;
+  }
+  const decl = ns === '' ? 'xmlns=""' : `xmlns="${escapeAttribute(ns)}"`;
+  return content === undefined || content === '' ? `<${local} ${decl}/>` : `<${local} ${decl}>${content}</${local}>`;
+}
+
+export const XML_HEADER = '<?xml version="1.0" encoding="utf-8"?>\n';
+
+/** The body of a DAV:error response naming one precondition or postcondition. */
+export function errorBody(condition: string, inner = '', description?: string): string {
+  const descriptionElement = description ? `<cardinal:description>${escapeXml(description)}</cardinal:description>` : '';
+  return `${XML_HEADER}<d:error ${XMLNS_DECLARATIONS}>${tag(condition, inner)}${descriptionElement}</d:error>`;
+}

@@ -1,0 +1,113 @@
+import { randomUUID } from 'node:crypto';
+import Koa from 'koa';
+import type { Logger } from 'pino';
+import type { DavLimits } from '../dav/context';
+import { DavError } from '../dav/errors';
+import { DAV_HEADER, dispatch } from '../dav/handler';
+import { DAV_ROOT, resolveResource } from '../dav/resource';
+import { errorBody } from '../dav/xml';
+import type { Storage, User } from '../storage/types';
+import { LoginCache, verifyPassword } from './passwords';
+
+export interface AppOptions {
+  storage: Storage;
+  logger: Logger;
+  limits: DavLimits;
+  trustProxy?: boolean;
+}
+
+const REALM = 'Basic realm="Cardinal", charset="UTF-8"';
+
+function parseBasic(header: string): { name: string; password: string } | undefined {
+  const match = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
+  if (!match) return undefined;
+  const decoded = Buffer.from(match[1], 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon < 0) return undefined;
+  return { name: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+}
+
+function sendError(ctx: Koa.Context, error: DavError): void {
+  ctx.status = error.status;
+  ctx.type = 'application/xml; charset=utf-8';
+  if (error.condition) {
+    ctx.body = errorBody(error.condition, error.inner, error.description);
+  } else {
+    ctx.body = errorBody('{urn:x-cardinal:ns}error', '', error.description ?? ctx.message);
+  }
+}
+
+/** Builds the koa application: request logging, errors as DAV:error bodies, Basic authentication, then DAV dispatch. */
+export function createApp(options: AppOptions): Koa {
+  const { storage, logger, limits } = options;
+  const app = new Koa({ proxy: options.trustProxy ?? false });
+  const logins = new LoginCache();
+
+  async function authenticate(ctx: Koa.Context): Promise<User | undefined> {
+    const credentials = parseBasic(ctx.get('authorization'));
+    if (!credentials) return undefined;
+    const user = await storage.getUser(credentials.name);
+    if (!user || !user.passwordHash) return undefined;
+    if (logins.has(user.name, credentials.password, user.passwordHash)) return user;
+    if (!(await verifyPassword(credentials.password, user.passwordHash))) return undefined;
+    logins.add(user.name, credentials.password, user.passwordHash);
+    return user;
+  }
+
+  app.use(async (ctx, next) => {
+    const started = process.hrtime.bigint();
+    const requestId = randomUUID();
+    ctx.state.requestId = requestId;
+    ctx.state.log = logger.child({ reqId: requestId });
+    try {
+      await next();
+    } catch (error) {
+      if (error instanceof DavError) {
+        sendError(ctx, error);
+      } else {
+        ctx.state.log.error({ err: error, user: ctx.state.user?.name, method: ctx.method, path: ctx.path }, 'request failed');
+        // A 5xx body names the request id, so an operator can find the logged error, and nothing else.
+        sendError(ctx, new DavError(500, undefined, `internal server error; request id ${requestId}`));
+      }
+    }
+    ctx.res.once('close', () => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      ctx.state.log.info(
+        { method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(ms * 10) / 10, user: ctx.state.user?.name },
+        'request',
+      );
+    });
+  });
+
+  app.use(async (ctx) => {
+    const path = ctx.path;
+    if (path === '/.well-known/carddav' || path === '/.well-known/carddav/') {
+      ctx.status = 301;
+      ctx.set('Location', DAV_ROOT);
+      return;
+    }
+    if (ctx.method === 'OPTIONS' && !ctx.get('authorization')) {
+      // Clients probe capabilities before they log in.
+      ctx.set('DAV', DAV_HEADER);
+      ctx.set('Allow', 'OPTIONS, GET, HEAD, PROPFIND, PROPPATCH, REPORT, MKCOL, PUT, DELETE');
+      ctx.status = 200;
+      ctx.body = '';
+      return;
+    }
+    const user = await authenticate(ctx);
+    if (!user) {
+      ctx.set('WWW-Authenticate', REALM);
+      ctx.req.resume();
+      throw new DavError(401, undefined, 'authentication required: send HTTP Basic credentials of a Cardinal user');
+    }
+    ctx.state.user = user;
+    const resource = await resolveResource(storage, user, path, ctx.method);
+    await dispatch({ ctx, storage, user, resource, limits, log: ctx.state.log });
+  });
+
+  app.on('error', (error, ctx) => {
+    // Errors after the response started (a broken stream, a client that hung up).
+    logger.warn({ err: error, reqId: ctx?.state?.requestId }, 'response error');
+  });
+  return app;
+}

@@ -1,0 +1,62 @@
+import { createHmac, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+
+/** scrypt cost parameters (N, r, p); 2^15 with r = 8 needs 32 MiB per hash. */
+const N = 32768;
+const R = 8;
+const P = 1;
+const KEY_LENGTH = 32;
+const MAX_MEMORY = 64 * 1024 * 1024;
+
+function derive(password: string, salt: Buffer, n: number, r: number, p: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    scrypt(password, salt, KEY_LENGTH, { N: n, r, p, maxmem: MAX_MEMORY }, (error, key) => (error ? reject(error) : resolve(key)));
+  });
+}
+
+/** Hashes a password as `scrypt$N$r$p$salt$hash` (salt and hash in base64). */
+export async function hashPassword(password: string): Promise<string> {
+  const salt = randomBytes(16);
+  const key = await derive(password, salt, N, R, P);
+  return ['scrypt', N, R, P, salt.toString('base64'), key.toString('base64')].join('$');
+}
+
+export async function verifyPassword(password: string, stored: string): Promise<boolean> {
+  const [scheme, n, r, p, salt, hash] = stored.split('$');
+  if (scheme !== 'scrypt' || !salt || !hash) return false;
+  const expected = Buffer.from(hash, 'base64');
+  const key = await derive(password, Buffer.from(salt, 'base64'), Number(n), Number(r), Number(p));
+  return key.length === expected.length && timingSafeEqual(key, expected);
+}
+
+/**
+ * Remembers recent successful logins for a short time, because clients send
+ * Basic credentials on every request and one scrypt hash costs tens of
+ * milliseconds. The key binds the password to the stored hash, so a changed
+ * password (on any node) misses the cache at once.
+ */
+export class LoginCache {
+  private readonly entries = new Map<string, number>();
+  private readonly secret = randomBytes(32);
+
+  constructor(private readonly ttlMs = 60_000, private readonly maxEntries = 10_000) {}
+
+  private key(name: string, password: string, stored: string): string {
+    return createHmac('sha256', this.secret).update(name).update('\0').update(password).update('\0').update(stored).digest('base64');
+  }
+
+  has(name: string, password: string, stored: string): boolean {
+    const key = this.key(name, password, stored);
+    const expires = this.entries.get(key);
+    if (expires === undefined) return false;
+    if (expires < Date.now()) {
+      this.entries.delete(key);
+      return false;
+    }
+    return true;
+  }
+
+  add(name: string, password: string, stored: string): void {
+    if (this.entries.size >= this.maxEntries) this.entries.clear();
+    this.entries.set(this.key(name, password, stored), Date.now() + this.ttlMs);
+  }
+}

@@ -1,0 +1,49 @@
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import pino from 'pino';
+import { openStorage } from '../storage';
+import { createApp } from './app';
+import type { Config } from './config';
+import { databasePath } from './config';
+
+/** Starts the HTTP or HTTPS server and stops it cleanly on SIGINT and SIGTERM. */
+export async function startServer(config: Config): Promise<void> {
+  const logger = pino({
+    level: config.logLevel,
+    redact: ['req.headers.authorization'],
+  });
+  const storage = openStorage(config);
+  const app = createApp({ storage, logger, limits: config.limits, trustProxy: config.trustProxy });
+  const tls = config.tls.cert !== '' ? { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) } : undefined;
+  const server = tls ? https.createServer(tls, app.callback()) : http.createServer(app.callback());
+  server.keepAliveTimeout = 30_000;
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const url = `${tls ? 'https' : 'http'}://${host}:${port}/`;
+  logger.info({ url, database: databasePath(config) }, 'listening');
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping');
+    server.close(() => {
+      void storage.close().then(() => {
+        logger.info('stopped');
+        logger.flush();
+        process.exit(0);
+      });
+    });
+    server.closeIdleConnections();
+    setTimeout(() => process.exit(0), 5000).unref();
+  };
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
+}

@@ -1,0 +1,76 @@
+import type Database from 'better-sqlite3';
+
+/**
+ * Schema migrations, applied in order; `PRAGMA user_version` records how many
+ * ran. Append new steps and never edit an applied one.
+ */
+const MIGRATIONS: string[] = [
+  `
+  CREATE TABLE users (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    password_hash TEXT,
+    created_at INTEGER NOT NULL
+  );
+  CREATE TABLE books (
+    id INTEGER PRIMARY KEY,
+    uuid TEXT NOT NULL UNIQUE,
+    owner_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    slug TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    sync_seq INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    modified_at INTEGER NOT NULL,
+    UNIQUE (owner_id, slug)
+  );
+  CREATE TABLE cards (
+    id INTEGER PRIMARY KEY,
+    book_id INTEGER NOT NULL REFERENCES books (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    uid TEXT NOT NULL,
+    etag TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    modified_at INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    UNIQUE (book_id, name),
+    UNIQUE (book_id, uid)
+  );
+  CREATE INDEX cards_by_seq ON cards (book_id, seq);
+  -- Removed cards, kept so that sync-collection can report them to any older token.
+  CREATE TABLE tombstones (
+    book_id INTEGER NOT NULL REFERENCES books (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (book_id, name)
+  );
+  CREATE INDEX tombstones_by_seq ON tombstones (book_id, seq);
+  -- Property values of each card, so queries need not parse stored cards.
+  CREATE TABLE card_props (
+    card_id INTEGER NOT NULL REFERENCES cards (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL
+  );
+  CREATE INDEX card_props_by_card ON card_props (card_id);
+  CREATE INDEX card_props_by_value ON card_props (name, value);
+  -- Dead properties that clients set with PROPPATCH, as XML fragments.
+  CREATE TABLE book_props (
+    book_id INTEGER NOT NULL REFERENCES books (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (book_id, name)
+  );
+  `,
+];
+
+export function migrate(db: Database.Database): void {
+  const apply = db.transaction(() => {
+    const version = db.pragma('user_version', { simple: true }) as number;
+    for (let step = version; step < MIGRATIONS.length; step++) {
+      db.exec(MIGRATIONS[step]);
+    }
+    if (version < MIGRATIONS.length) db.pragma(`user_version = ${MIGRATIONS.length}`);
+  });
+  apply.immediate();
+}
