@@ -66,7 +66,7 @@ function bookUrl(server: RunningServer, user: string): string {
 
 /**
  * URL of a card that vdirsyncer uploaded. vdirsyncer 0.19 names an upload `<UID>.vcf` when
- * the UID contains only `[A-Za-z0-9_.+-]`, which holds for the UIDs that khard generates.
+ * the UID contains only `[A-Za-z0-9_.+-]`, which is true of the UIDs that khard generates.
  */
 function cardUrl(server: RunningServer, user: string, uid: string): string {
   return `${bookUrl(server, user)}${uid}.vcf`;
@@ -317,7 +317,7 @@ describe('vdirsyncer and khard', () => {
     const removed = expectSuccess(await alice.khard(['remove', '--force', `uid:${graceUid}`]));
     expect(removed.stdout).toContain('Grace Hopper');
 
-    // Ada stays, because vdirsyncer refuses to sync a deletion that empties one side.
+    // Ada stays, because vdirsyncer aborts a sync whose deletions would empty one side.
     await sync(alice);
 
     expectStatus(await request('GET', cardUrl(server, ALICE.name, graceUid), { user: ALICE }), 404);
@@ -382,9 +382,22 @@ describe('vdirsyncer and khard', () => {
     expectStatus(overwrite, 403, 404);
     expectStatus(await request('DELETE', url, { user: BOB }), 403, 404);
 
+    const planted = await request('PUT', cardUrl(server, ALICE.name, 'planted-by-bob'), {
+      user: BOB,
+      headers: { 'If-None-Match': '*', 'Content-Type': 'text/vcard; charset=utf-8' },
+      body: 'BEGIN:VCARD\r\nVERSION:3.0\r\nUID:planted-by-bob\r\nFN:Mallory\r\nN:;Mallory;;;\r\nEND:VCARD\r\n',
+    });
+    expectStatus(planted, 403, 404);
+
     const after = expectStatus(await request('GET', url, { user: ALICE }), 200);
     expect(after.body).toEqual(before.body);
     expect(after.headers.get('etag')).toEqual(before.headers.get('etag'));
+
+    const listing = expectStatus(
+      await request('PROPFIND', bookUrl(server, ALICE.name), { user: ALICE, depth: '1', body: PROPFIND_ETAGS }),
+      207,
+    );
+    expect(listing.body).not.toContain('planted-by-bob');
   });
 
   test('wrong password gets 401', async () => {
