@@ -6,6 +6,7 @@ import { handlePropfind } from './propfind';
 import { handleProppatch } from './proppatch';
 import { handleReport } from './report';
 import type { Resource } from './resource';
+import { clark, escapeXml, NS } from './xml';
 
 export const DAV_HEADER = '1, 3, addressbook, extended-mkcol';
 
@@ -58,5 +59,27 @@ export async function dispatch(dc: DavContext): Promise<void> {
   if (resource.kind === 'new-book' && method === 'PUT') {
     throw new DavError(409, undefined, 'cards are stored inside an address book; create the address book first');
   }
+  checkAccess(resource, method);
   await handler(dc);
+}
+
+const WRITE_METHODS = new Set(['PUT', 'DELETE', 'PROPPATCH', 'MKCOL']);
+
+/** Writes to a book shared read-only, and changes to a shared book's own settings, need privileges the user lacks (RFC 3744 section 7.1.1). */
+function checkAccess(resource: Resource, method: string): void {
+  if (resource.kind !== 'book' && resource.kind !== 'card') return;
+  if (!WRITE_METHODS.has(method)) return;
+  const needsOwner = resource.kind === 'book';
+  if (resource.access === 'owner' || (!needsOwner && resource.access === 'write')) return;
+  const privilege = needsOwner ? (method === 'DELETE' ? 'unbind' : 'write-properties') : 'write-content';
+  throw new DavError(
+    403,
+    clark(NS.DAV, 'need-privileges'),
+    `this address book is shared with you ${resource.access === 'read' ? 'read-only' : 'without the right to change its settings'}`,
+    needPrivileges(resource.href, privilege),
+  );
+}
+
+function needPrivileges(href: string, privilege: string): string {
+  return `<d:resource><d:href>${escapeXml(href)}</d:href><d:privilege><d:${privilege}/></d:privilege></d:resource>`;
 }

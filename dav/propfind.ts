@@ -101,8 +101,14 @@ async function childCollections(dc: DavContext, resource: CollectionResource): P
     case 'homes':
       return [{ kind: 'home', href: homeHref(user), owner: user }];
     case 'home': {
-      const books = await dc.storage.listBooks(resource.owner.id);
-      return books.map((book) => ({ kind: 'book', href: bookHref(resource.owner, book), owner: resource.owner, book }));
+      const books = await dc.storage.listVisibleBooks(resource.owner.id);
+      return books.map((visible) => ({
+        kind: 'book',
+        href: bookHref(resource.owner, visible.mount),
+        owner: visible.owner,
+        book: visible.book,
+        access: visible.access,
+      }));
     }
     default:
       return [];
@@ -114,10 +120,11 @@ export async function handlePropfind(dc: DavContext): Promise<void> {
   const request = parsePropRequest(await readXmlBody(dc.ctx, dc.limits.maxXmlBody));
   const minimal = wantsMinimal(dc);
   const resource = dc.resource;
-  const context = { user: dc.user, maxResourceSize: dc.limits.maxResourceSize };
+  const context: PropertyContext = { user: dc.user, maxResourceSize: dc.limits.maxResourceSize };
 
   if (resource.kind === 'new-book') throw new DavError(404, undefined, 'no address book exists at this URL');
   if (resource.kind === 'card') {
+    context.access = resource.access;
     const card = await dc.storage.getCardMeta(resource.book.id, resource.name);
     if (!card) throw new DavError(404, undefined, 'no card exists at this URL');
     const body = cardResponse(context, resource.owner, resource.href, card, request, minimal);
@@ -136,6 +143,7 @@ export async function handlePropfind(dc: DavContext): Promise<void> {
     yield self;
     yield* childResponses;
     if (depth === 0 || resource.kind !== 'book') return;
+    context.access = resource.access;
     let afterId = 0;
     for (;;) {
       const page = await storage.listCardMeta(resource.book.id, afterId, LISTING_PAGE);

@@ -1,5 +1,5 @@
-import type { AddressBook, CardMeta, User } from '../storage/types';
-import { bookHref, homeHref, principalHref, PRINCIPALS, Resource } from './resource';
+import type { Access, AddressBook, CardMeta, User } from '../storage/types';
+import { homeHref, principalHref, PRINCIPALS, Resource } from './resource';
 import { clark, escapeXml, NS, tag } from './xml';
 
 const d = (local: string) => clark(NS.DAV, local);
@@ -123,7 +123,13 @@ function href(path: string): string {
 }
 
 const OWNER_PRIVILEGES = ['read', 'write', 'write-properties', 'write-content', 'bind', 'unbind', 'read-acl', 'read-current-user-privilege-set'];
+const WRITE_PRIVILEGES = ['read', 'write', 'write-content', 'bind', 'unbind', 'read-current-user-privilege-set'];
 const READ_PRIVILEGES = ['read', 'read-current-user-privilege-set'];
+
+function privilegesFor(access: Access): string[] {
+  if (access === 'owner') return OWNER_PRIVILEGES;
+  return access === 'write' ? WRITE_PRIVILEGES : READ_PRIVILEGES;
+}
 
 function privilegeSet(names: string[]): string {
   return names.map((name) => tag(d('privilege'), tag(d(name)))).join('');
@@ -138,6 +144,8 @@ function supportedReports(reports: string[]): string {
 export interface PropertyContext {
   user: User;
   maxResourceSize: number;
+  /** The user's access to the book the card belongs to; owner when absent. */
+  access?: Access;
 }
 
 /**
@@ -166,7 +174,8 @@ export function collectionProperty(
     case P.principalCollectionSet:
       return href(PRINCIPALS);
     case P.currentUserPrivilegeSet:
-      return privilegeSet(resource.kind === 'book' || resource.kind === 'home' ? OWNER_PRIVILEGES : READ_PRIVILEGES);
+      if (resource.kind === 'book') return privilegeSet(privilegesFor(resource.access));
+      return privilegeSet(resource.kind === 'home' ? OWNER_PRIVILEGES : READ_PRIVILEGES);
     case P.supportedReportSet:
       return resource.kind === 'book' ? supportedReports(BOOK_REPORTS) : '';
     case P.owner:
@@ -216,11 +225,10 @@ export function cardProperty(context: PropertyContext, owner: User, card: CardMe
     case P.currentUserPrincipal:
       return href(principalHref(context.user));
     case P.currentUserPrivilegeSet:
-      return privilegeSet(OWNER_PRIVILEGES);
+      return privilegeSet(privilegesFor(context.access ?? 'owner'));
     case P.owner:
       return href(principalHref(owner));
   }
   return undefined;
 }
 
-export { bookHref };

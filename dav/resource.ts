@@ -1,4 +1,4 @@
-import type { AddressBook, Storage, User } from '../storage/types';
+import type { Access, AddressBook, Storage, User } from '../storage/types';
 import { DavError } from './errors';
 
 export const DAV_ROOT = '/dav/';
@@ -12,9 +12,9 @@ export type Resource =
   | { kind: 'principal'; href: string; owner: User }
   | { kind: 'homes'; href: string }
   | { kind: 'home'; href: string; owner: User }
-  | { kind: 'book'; href: string; owner: User; book: AddressBook }
+  | { kind: 'book'; href: string; owner: User; book: AddressBook; access: Access }
   | { kind: 'new-book'; href: string; owner: User; slug: string }
-  | { kind: 'card'; href: string; owner: User; book: AddressBook; name: string; exists: boolean };
+  | { kind: 'card'; href: string; owner: User; book: AddressBook; access: Access; name: string; exists: boolean };
 
 export function encodeSegment(segment: string): string {
   return encodeURIComponent(segment).replace(/%40/g, '@');
@@ -28,8 +28,9 @@ export function homeHref(user: User): string {
   return `${HOMES}${encodeSegment(user.name)}/`;
 }
 
-export function bookHref(owner: User, book: AddressBook): string {
-  return `${homeHref(owner)}${encodeSegment(book.slug)}/`;
+/** The href of a book in a user's home: its own slug, or the mount of a shared book. */
+export function bookHref(viewer: User, mount: string): string {
+  return `${homeHref(viewer)}${encodeSegment(mount)}/`;
 }
 
 /** Splits a request path into decoded segments; malformed escapes are a client error. */
@@ -71,15 +72,19 @@ export async function resolveResource(storage: Storage, user: User, path: string
     return { kind: 'principal', href: asCollection, owner };
   }
   if (slug === undefined) return { kind: 'home', href: asCollection, owner };
-  const book = await storage.getBook(owner.id, slug);
+  // A shared book appears in the viewer's home; its owner stays the user who made it.
+  const visible = await storage.findVisibleBook(owner.id, slug);
   if (name === undefined) {
-    return book ? { kind: 'book', href: asCollection, owner, book } : { kind: 'new-book', href: asCollection, owner, slug };
+    return visible
+      ? { kind: 'book', href: asCollection, owner: visible.owner, book: visible.book, access: visible.access }
+      : { kind: 'new-book', href: asCollection, owner, slug };
   }
+  const book = visible?.book;
   if (rest.length > 0) throw notFound();
-  if (!book) {
+  if (!book || !visible) {
     // RFC 4918 section 9.7.1: a PUT into a missing collection is a conflict, not a missing resource.
     throw new DavError(method === 'PUT' ? 409 : 404, undefined, 'the address book does not exist');
   }
   const exists = (await storage.getCardMeta(book.id, name)) !== undefined;
-  return { kind: 'card', href: path, owner, book, name, exists };
+  return { kind: 'card', href: path, owner: visible.owner, book, access: visible.access, name, exists };
 }

@@ -62,6 +62,31 @@ const MIGRATIONS: string[] = [
     PRIMARY KEY (book_id, name)
   );
   `,
+  `
+  -- Groups of users, made locally or mirrored from a directory.
+  CREATE TABLE groups (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    source TEXT NOT NULL DEFAULT 'local'
+  );
+  CREATE TABLE group_members (
+    group_id INTEGER NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
+    user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    PRIMARY KEY (group_id, user_id)
+  );
+  CREATE INDEX group_members_by_user ON group_members (user_id);
+  -- Access to a book for someone other than its owner. grantee_id is a user id, a group id, or 0 for everyone.
+  -- mount is the URL segment under the grantee's address book home.
+  CREATE TABLE grants (
+    book_id INTEGER NOT NULL REFERENCES books (id) ON DELETE CASCADE,
+    grantee_kind TEXT NOT NULL CHECK (grantee_kind IN ('user', 'group', 'everyone')),
+    grantee_id INTEGER NOT NULL,
+    access TEXT NOT NULL CHECK (access IN ('read', 'write')),
+    mount TEXT NOT NULL,
+    PRIMARY KEY (book_id, grantee_kind, grantee_id)
+  );
+  CREATE INDEX grants_by_grantee ON grants (grantee_kind, grantee_id);
+  `,
 ];
 
 export function migrate(db: Database.Database): void {

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type {
+  Access,
   AddressBook,
   BookChanges,
   Card,
@@ -15,6 +16,8 @@ import type {
   PutResult,
   Storage,
   User,
+  Grantee,
+  VisibleBook,
 } from './types';
 import { migrate } from './schema';
 
@@ -184,6 +187,57 @@ export class SqliteStorage implements Storage {
 
   async deleteBook(bookId: number): Promise<void> {
     this.stmt('DELETE FROM books WHERE id = ?').run(bookId);
+  }
+
+  async listVisibleBooks(userId: number): Promise<VisibleBook[]> {
+    const rows = this.stmt(
+      `SELECT b.*, 'owner' AS access, b.slug AS mount, 0 AS rank FROM books b WHERE b.owner_id = ?
+       UNION ALL
+       SELECT b.*, g.access, g.mount, 1 AS rank FROM grants g JOIN books b ON b.id = g.book_id
+       WHERE b.owner_id <> ? AND (g.grantee_kind = 'everyone'
+         OR (g.grantee_kind = 'user' AND g.grantee_id = ?)
+         OR (g.grantee_kind = 'group' AND g.grantee_id IN (SELECT group_id FROM group_members WHERE user_id = ?)))
+       ORDER BY rank, id`,
+    ).all(userId, userId, userId, userId) as Row[];
+    const byBook = new Map<number, VisibleBook>();
+    const mounts = new Set<string>();
+    for (const row of rows) {
+      const book = toBook(row);
+      const access = row.access as Access;
+      const seen = byBook.get(book.id);
+      if (seen) {
+        if (access === 'write') seen.access = seen.access === 'owner' ? 'owner' : 'write';
+        continue;
+      }
+      const mount = row.mount as string;
+      if (mounts.has(mount)) continue;
+      mounts.add(mount);
+      const owner = this.stmt('SELECT * FROM users WHERE id = ?').get(book.ownerId) as Row;
+      byBook.set(book.id, { book, owner: toUser(owner), access, mount });
+    }
+    return [...byBook.values()];
+  }
+
+  async findVisibleBook(userId: number, mount: string): Promise<VisibleBook | undefined> {
+    const own = await this.getBook(userId, mount);
+    if (own) {
+      const owner = (await this.getUserById(userId)) as User;
+      return { book: own, owner, access: 'owner', mount };
+    }
+    return (await this.listVisibleBooks(userId)).find((visible) => visible.mount === mount);
+  }
+
+  async grant(bookId: number, grantee: Grantee, access: 'read' | 'write', mount: string): Promise<void> {
+    const granteeId = grantee.kind === 'everyone' ? 0 : grantee.id;
+    this.stmt(
+      `INSERT INTO grants (book_id, grantee_kind, grantee_id, access, mount) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (book_id, grantee_kind, grantee_id) DO UPDATE SET access = excluded.access, mount = excluded.mount`,
+    ).run(bookId, grantee.kind, granteeId, access, mount);
+  }
+
+  async revoke(bookId: number, grantee: Grantee): Promise<boolean> {
+    const granteeId = grantee.kind === 'everyone' ? 0 : grantee.id;
+    return this.stmt('DELETE FROM grants WHERE book_id = ? AND grantee_kind = ? AND grantee_id = ?').run(bookId, grantee.kind, granteeId).changes > 0;
   }
 
   async getCard(bookId: number, name: string): Promise<Card | undefined> {

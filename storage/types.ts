@@ -28,6 +28,20 @@ export interface AddressBook {
   modifiedAt: number;
 }
 
+/** What a user may do with a book: everything as its owner, or what a grant allows. */
+export type Access = 'owner' | 'write' | 'read';
+
+export type Grantee = { kind: 'user'; id: number } | { kind: 'group'; id: number } | { kind: 'everyone' };
+
+/** A book as one user sees it in their address book home. */
+export interface VisibleBook {
+  book: AddressBook;
+  owner: User;
+  access: Access;
+  /** The URL segment under the viewer's home: the slug for an own book, the grant's mount otherwise. */
+  mount: string;
+}
+
 /** A card without its body, as listings and sync reports need it. */
 export interface CardMeta {
   id: number;
@@ -119,6 +133,12 @@ export interface Storage {
   /** Dead properties set by clients, keyed by Clark name, with their XML content. */
   getBookProperties(bookId: number): Promise<Map<string, string>>;
   deleteBook(bookId: number): Promise<void>;
+
+  /** Own books first, then books granted to the user, a group of theirs or everyone; a mount that clashes with an own slug is left out. */
+  listVisibleBooks(userId: number): Promise<VisibleBook[]>;
+  findVisibleBook(userId: number, mount: string): Promise<VisibleBook | undefined>;
+  grant(bookId: number, grantee: Grantee, access: 'read' | 'write', mount: string): Promise<void>;
+  revoke(bookId: number, grantee: Grantee): Promise<boolean>;
 
   getCard(bookId: number, name: string): Promise<Card | undefined>;
   getCardMeta(bookId: number, name: string): Promise<CardMeta | undefined>;
