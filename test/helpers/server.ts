@@ -122,9 +122,13 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     throw new Error('cardinal serve started without a PID');
   }
 
+  // The logged URL is the truth: extra arguments may change the port or switch to HTTPS.
+  const logged = /"msg":"listening"[^\n]*|[^\n]*"msg":"listening"/.exec(output)?.[0] ?? '';
+  const url = /"url":"([^"]+)"/.exec(logged)?.[1] ?? `http://127.0.0.1:${port}/`;
+
   return {
-    url: `http://127.0.0.1:${port}/`,
-    port,
+    url,
+    port: Number(new URL(url).port),
     dataDir,
     pid,
     output: () => output,
