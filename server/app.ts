@@ -63,6 +63,8 @@ export function createApp(options: AppOptions): Koa {
       await next();
     } catch (error) {
       if (error instanceof DavError) {
+        // The request line names the failed condition; its description may quote card data, so it is not logged.
+        ctx.state.condition = error.condition;
         sendError(ctx, error);
       } else {
         ctx.state.log.error({ err: error, user: ctx.state.user?.name, method: ctx.method, path: ctx.path }, 'request failed');
@@ -73,7 +75,7 @@ export function createApp(options: AppOptions): Koa {
     ctx.res.once('close', () => {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       ctx.state.log.info(
-        { method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(ms * 10) / 10, user: ctx.state.user?.name, ip: ctx.ip },
+        { method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(ms * 10) / 10, user: ctx.state.user?.name, ip: ctx.ip, condition: ctx.state.condition },
         'request',
       );
     });
