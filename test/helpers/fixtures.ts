@@ -1,0 +1,26 @@
+import { prepareCard } from '../../vcard/pipeline';
+import type { TestApp } from './app';
+import { person } from './dav';
+
+/**
+ * Stores `count` valid cards named `card-0.vcf`, `card-1.vcf`, ... directly
+ * through storage, which is faster than one PUT each. The cards go through
+ * the same vCard pipeline as a PUT.
+ */
+export async function storeCards(app: TestApp, userName: string, slug: string, count: number): Promise<string[]> {
+  const user = await app.storage.getUser(userName);
+  if (!user) throw new Error(`user ${userName} not found`);
+  const book = await app.storage.getBook(user.id, slug);
+  if (!book) throw new Error(`address book ${slug} of ${userName} not found`);
+  const names: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const name = `card-${i}.vcf`;
+    const prepared = prepareCard(Buffer.from(person(`a1000000-0000-4000-8000-${String(i).padStart(12, '0')}`, `Person Number${i}`)));
+    if (!prepared.ok) throw new Error(prepared.message);
+    const { uid, etag, data, properties } = prepared;
+    const result = await app.storage.putCard(book.id, { name, uid, etag, data, properties }, {});
+    if (result.kind !== 'created') throw new Error(`storing ${name} failed: ${result.kind}`);
+    names.push(name);
+  }
+  return names;
+}

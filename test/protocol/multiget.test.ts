@@ -1,0 +1,163 @@
+import type { AddressInfo } from 'node:net';
+import { startTestApp, type TestApp } from '../helpers/app';
+import { DavClient, multigetBody, person, XMLNS } from '../helpers/dav';
+import { storeCards } from '../helpers/fixtures';
+import { CARDDAV, DAV, clark, errorCondition, okProp, parseMultistatus, responseFor } from '../helpers/multistatus';
+
+const d = (local: string) => clark(DAV, local);
+const card = (local: string) => clark(CARDDAV, local);
+
+const BOOK = '/dav/addressbooks/alice/contacts/';
+const ANNA = { name: 'anna maria@home.vcf', body: person('9e3b7a10-0000-4000-8000-000000000001', 'Anna Maria Example') };
+const ZOE = { name: 'zoë.vcf', body: person('9e3b7a10-0000-4000-8000-000000000002', 'Zoë Example') };
+const PLAIN = { name: 'plain.vcf', body: person('9e3b7a10-0000-4000-8000-000000000003', 'Paul Plain') };
+
+let app: TestApp;
+let alice: DavClient;
+const etags = new Map<string, string>();
+
+function encoded(name: string): string {
+  return BOOK + encodeURIComponent(name);
+}
+
+beforeAll(async () => {
+  app = await startTestApp();
+  await app.addUser('alice');
+  alice = new DavClient(app, 'alice');
+  for (const entry of [ANNA, ZOE, PLAIN]) {
+    const reply = await alice.putCard(encoded(entry.name), entry.body);
+    etags.set(entry.name, String(reply.headers.etag));
+  }
+});
+
+afterAll(() => app.close());
+
+async function multiget(hrefs: string[], headers: Record<string, string> = {}, props?: string[]) {
+  const reply = await alice.report(BOOK, multigetBody(hrefs, props), headers);
+  expect(reply.status).toBe(207);
+  return parseMultistatus(reply.text);
+}
+
+describe('addressbook-multiget', () => {
+  test('returns one response per href', async () => {
+    const hrefs = [encoded(PLAIN.name), encoded(ANNA.name), encoded(ZOE.name)];
+    const responses = await multiget(hrefs);
+    expect(responses.map((r) => r.href)).toEqual(hrefs);
+  });
+
+  test('returns getetag and address-data', async () => {
+    const responses = await multiget([encoded(PLAIN.name)]);
+    const response = responses[0];
+    expect(response.propstats.map((p) => p.statusLine)).toEqual(['HTTP/1.1 200 OK']);
+    expect(okProp(response, d('getetag'))?.text).toBe(etags.get(PLAIN.name));
+    expect(okProp(response, card('address-data'))?.text).toBe(PLAIN.body);
+  });
+
+  test('missing card gets a 404 response', async () => {
+    const missing = `${BOOK}nobody.vcf`;
+    const responses = await multiget([encoded(PLAIN.name), missing]);
+    expect(responses).toHaveLength(2);
+    const response = responseFor(responses, missing);
+    expect(response.status).toBe(404);
+    expect(response.statusLine).toBe('HTTP/1.1 404 Not Found');
+    expect(response.propstats).toEqual([]);
+    expect(okProp(responseFor(responses, encoded(PLAIN.name)), card('address-data'))?.text).toBe(PLAIN.body);
+  });
+
+  test('encoded and raw hrefs match', async () => {
+    const raw = BOOK + ANNA.name;
+    const responses = await multiget([encoded(ANNA.name), raw, BOOK + ZOE.name]);
+    expect(responses).toHaveLength(3);
+    expect(okProp(responses[0], card('address-data'))?.text).toBe(ANNA.body);
+    expect(okProp(responses[1], card('address-data'))?.text).toBe(ANNA.body);
+    expect(okProp(responses[2], card('address-data'))?.text).toBe(ZOE.body);
+  });
+
+  test('lower-case escapes match', async () => {
+    const lower = BOOK + encodeURIComponent(ZOE.name).toLowerCase();
+    expect(lower).toBe(`${BOOK}zo%c3%ab.vcf`);
+    const responses = await multiget([lower]);
+    expect(okProp(responses[0], d('getetag'))?.text).toBe(etags.get(ZOE.name));
+  });
+
+  test('absolute URLs are accepted', async () => {
+    const { port } = app.server.address() as AddressInfo;
+    const absolute = `http://127.0.0.1:${port}${encoded(ANNA.name)}`;
+    const responses = await multiget([absolute]);
+    expect(responses).toHaveLength(1);
+    expect(okProp(responses[0], d('getetag'))?.text).toBe(etags.get(ANNA.name));
+  });
+
+  test('href outside the book gets 404', async () => {
+    const other = '/dav/addressbooks/alice/other/plain.vcf';
+    const responses = await multiget([other, '/dav/addressbooks/alice/contacts/', '/etc/passwd']);
+    expect(responses.map((r) => r.status)).toEqual([404, 404, 404]);
+  });
+
+  test('Depth is ignored', async () => {
+    for (const depth of ['0', '1']) {
+      const responses = await multiget([encoded(PLAIN.name)], { Depth: depth });
+      expect(okProp(responses[0], d('getetag'))?.text).toBe(etags.get(PLAIN.name));
+    }
+  });
+
+  test('getetag alone returns no address-data', async () => {
+    const responses = await multiget([encoded(PLAIN.name)], {}, [d('getetag')]);
+    expect([...responses[0].propstats[0].props.keys()]).toEqual([d('getetag')]);
+  });
+
+  test('capitalised Content-Type attribute is accepted', async () => {
+    const body =
+      `<?xml version="1.0"?><card:addressbook-multiget ${XMLNS}><d:prop><d:getetag/>` +
+      `<card:address-data Content-Type="text/vcard"/></d:prop><d:href>${encoded(PLAIN.name)}</d:href></card:addressbook-multiget>`;
+    const reply = await alice.report(BOOK, body);
+    expect(reply.status).toBe(207);
+    expect(okProp(parseMultistatus(reply.text)[0], card('address-data'))?.text).toBe(PLAIN.body);
+  });
+
+  test('unsupported address-data type is rejected', async () => {
+    const body =
+      `<?xml version="1.0"?><card:addressbook-multiget ${XMLNS}><d:prop>` +
+      `<card:address-data content-type="text/calendar"/></d:prop><d:href>${encoded(PLAIN.name)}</d:href></card:addressbook-multiget>`;
+    const reply = await alice.report(BOOK, body);
+    expect(reply.status).toBe(403);
+    expect(errorCondition(reply.text)).toBe(card('supported-address-data'));
+  });
+
+  test('empty multiget returns an empty multistatus', async () => {
+    expect(await multiget([])).toEqual([]);
+  });
+});
+
+describe('large multiget', () => {
+  let big: TestApp;
+  let client: DavClient;
+  const COUNT = 2000;
+
+  beforeAll(async () => {
+    big = await startTestApp();
+    await big.addUser('alice');
+    client = new DavClient(big, 'alice');
+    await storeCards(big, 'alice', 'contacts', COUNT);
+  });
+
+  afterAll(() => big.close());
+
+  test('2000 hrefs return 2000 responses', async () => {
+    const hrefs = Array.from({ length: COUNT }, (_, i) => `${BOOK}card-${i}.vcf`);
+    const reply = await client.report(BOOK, multigetBody(hrefs));
+    expect(reply.status).toBe(207);
+    const responses = parseMultistatus(reply.text);
+    expect(responses).toHaveLength(COUNT);
+    expect(responses.map((r) => r.href)).toEqual(hrefs);
+    const withData = responses.filter((r) => okProp(r, card('address-data'))?.text.startsWith('BEGIN:VCARD'));
+    expect(withData).toHaveLength(COUNT);
+  });
+
+  test('2000 hrefs with missing ones', async () => {
+    const hrefs = Array.from({ length: COUNT }, (_, i) => `${BOOK}card-${i * 2}.vcf`);
+    const responses = parseMultistatus((await client.report(BOOK, multigetBody(hrefs, [d('getetag')]))).text);
+    expect(responses).toHaveLength(COUNT);
+    expect(responses.filter((r) => r.status === 404)).toHaveLength(COUNT / 2);
+  });
+});
