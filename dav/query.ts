@@ -1,48 +1,24 @@
-import type { Card } from '../storage/types';
-import { ContentLine, paramValues, parseContentLine, splitLines, splitStructured, unescapeText, unfoldBytes } from '../vcard/contentline';
+import type { Card, CardFilter, CardMeta, Collation, MatchType, ParamFilter, PropFilter, TextMatch } from '../storage/types';
+import { COLLATIONS } from '../vcard/collation';
+import { cardMatches } from '../vcard/match';
+import { filterNeedsCardBodies, readCardProperties } from '../vcard/properties';
 import type { DavContext } from './context';
 import { DavError } from './errors';
 import { sendMultistatus, statusResponseXml } from './multistatus';
-import { encodeSegment, Resource } from './resource';
+import { wantsMinimal } from './propfind';
 import { reportResponse, ReportProps } from './report';
-import { child, childrenNamed, clark, NS, tag, XmlElement } from './xml';
+import { encodeSegment, Resource } from './resource';
+import { childrenNamed, clark, NS, tag, XmlElement } from './xml';
 
 type BookResource = Extract<Resource, { kind: 'book' }>;
 
-/** Cards read per storage round trip while a query scans a book. */
+/** Matching cards read per storage round trip. */
+const QUERY_PAGE = 500;
+/** Cards read per round trip when a filter must be evaluated on card bodies. */
 const SCAN_PAGE = 200;
 
-type MatchType = 'equals' | 'contains' | 'starts-with' | 'ends-with';
-type Collation = 'i;unicode-casemap' | 'i;ascii-casemap' | 'i;octet';
-
-interface TextMatch {
-  needle: string;
-  matchType: MatchType;
-  collation: Collation;
-  negate: boolean;
-}
-
-interface ParamFilter {
-  name: string;
-  isNotDefined: boolean;
-  textMatch?: TextMatch;
-}
-
-interface PropFilter {
-  name: string;
-  allOf: boolean;
-  isNotDefined: boolean;
-  textMatches: TextMatch[];
-  paramFilters: ParamFilter[];
-}
-
-export interface Filter {
-  allOf: boolean;
-  propFilters: PropFilter[];
-}
-
-const COLLATIONS = new Set<string>(['i;unicode-casemap', 'i;ascii-casemap', 'i;octet']);
 const MATCH_TYPES = new Set<string>(['equals', 'contains', 'starts-with', 'ends-with']);
+const PROPERTY_NAME = /^[A-Za-z0-9-]+$/;
 
 function unsupportedFilter(message: string): DavError {
   return new DavError(403, clark(NS.CARDDAV, 'supported-filter'), message);
@@ -50,154 +26,147 @@ function unsupportedFilter(message: string): DavError {
 
 function parseTest(element: XmlElement): boolean {
   const test = element.attrs.test ?? 'anyof';
-  if (test !== 'anyof' && test !== 'allof') throw unsupportedFilter(`invalid test attribute: ${test}`);
+  if (test !== 'anyof' && test !== 'allof') throw unsupportedFilter(`invalid test attribute: ${test}; use anyof or allof`);
   return test === 'allof';
 }
 
 function parseTextMatch(element: XmlElement): TextMatch {
   const collation = element.attrs.collation ?? 'i;unicode-casemap';
-  if (!COLLATIONS.has(collation)) {
-    throw new DavError(403, clark(NS.CARDDAV, 'supported-collation'), `collation ${collation} is not supported`);
+  if (!(COLLATIONS as readonly string[]).includes(collation)) {
+    throw new DavError(
+      403,
+      clark(NS.CARDDAV, 'supported-collation'),
+      `collation ${collation} is not supported; use ${COLLATIONS.join(', ')}`,
+    );
   }
   const matchType = element.attrs['match-type'] ?? 'contains';
   if (!MATCH_TYPES.has(matchType)) throw unsupportedFilter(`match-type ${matchType} is not supported`);
-  const negate = element.attrs['negate-condition'] === 'yes';
-  return { needle: element.text, matchType: matchType as MatchType, collation: collation as Collation, negate };
+  const negate = element.attrs['negate-condition'] ?? 'no';
+  if (negate !== 'yes' && negate !== 'no') throw unsupportedFilter(`invalid negate-condition attribute: ${negate}; use yes or no`);
+  return { text: element.text, matchType: matchType as MatchType, collation: collation as Collation, negate: negate === 'yes' };
 }
 
-export function parseFilter(element: XmlElement | undefined): Filter {
+function parseParamFilter(element: XmlElement): ParamFilter {
+  const name = (element.attrs.name ?? '').toUpperCase();
+  if (!PROPERTY_NAME.test(name)) throw unsupportedFilter(`param-filter needs a parameter name, not "${element.attrs.name ?? ''}"`);
+  if (element.children.length > 1) throw unsupportedFilter(`param-filter ${name} takes one is-not-defined or text-match`);
+  const inner = element.children[0];
+  if (inner && (inner.ns !== NS.CARDDAV || (inner.local !== 'is-not-defined' && inner.local !== 'text-match'))) {
+    throw unsupportedFilter(`unknown element in param-filter: ${inner.local}`);
+  }
+  return {
+    name,
+    isNotDefined: inner?.local === 'is-not-defined',
+    textMatch: inner?.local === 'text-match' ? parseTextMatch(inner) : undefined,
+  };
+}
+
+/** Splits `item1.EMAIL` into group and name (RFC 6352 section 10.5.1). */
+function parsePropertyName(raw: string): { group?: string; name: string } {
+  const upper = raw.trim().toUpperCase();
+  const dot = upper.lastIndexOf('.');
+  const group = dot >= 0 ? upper.slice(0, dot) : undefined;
+  const name = dot >= 0 ? upper.slice(dot + 1) : upper;
+  if (!PROPERTY_NAME.test(name) || (group !== undefined && !PROPERTY_NAME.test(group))) {
+    throw unsupportedFilter(`prop-filter needs a vCard property name, not "${raw}"`);
+  }
+  return group === undefined ? { name } : { group, name };
+}
+
+function parsePropFilter(element: XmlElement): PropFilter {
+  const propFilter: PropFilter = {
+    ...parsePropertyName(element.attrs.name ?? ''),
+    allOf: parseTest(element),
+    isNotDefined: false,
+    textMatches: [],
+    paramFilters: [],
+  };
+  for (const inner of element.children) {
+    if (inner.ns !== NS.CARDDAV) throw unsupportedFilter(`unknown element in prop-filter: ${inner.local}`);
+    if (inner.local === 'is-not-defined') propFilter.isNotDefined = true;
+    else if (inner.local === 'text-match') propFilter.textMatches.push(parseTextMatch(inner));
+    else if (inner.local === 'param-filter') propFilter.paramFilters.push(parseParamFilter(inner));
+    else throw unsupportedFilter(`unknown element in prop-filter: ${inner.local}`);
+  }
+  if (propFilter.isNotDefined && element.children.length > 1) {
+    throw unsupportedFilter(`prop-filter ${element.attrs.name} has is-not-defined, which takes no other condition`);
+  }
+  return propFilter;
+}
+
+/** Reads CARDDAV:filter (RFC 6352 section 10.5); a missing filter matches every card. */
+export function parseFilter(element: XmlElement | undefined): CardFilter {
   if (!element) return { allOf: false, propFilters: [] };
-  const propFilters: PropFilter[] = [];
-  for (const filterChild of element.children) {
+  const propFilters = element.children.map((filterChild) => {
     if (filterChild.ns !== NS.CARDDAV || filterChild.local !== 'prop-filter') {
       throw unsupportedFilter(`filter element ${filterChild.local} is not supported; use CARDDAV:prop-filter`);
     }
-    const name = (filterChild.attrs.name ?? '').toUpperCase();
-    if (name === '') throw unsupportedFilter('prop-filter needs a name attribute');
-    const propFilter: PropFilter = { name, allOf: parseTest(filterChild), isNotDefined: false, textMatches: [], paramFilters: [] };
-    for (const element of filterChild.children) {
-      if (element.ns !== NS.CARDDAV) throw unsupportedFilter(`unknown element in prop-filter: ${element.local}`);
-      if (element.local === 'is-not-defined') propFilter.isNotDefined = true;
-      else if (element.local === 'text-match') propFilter.textMatches.push(parseTextMatch(element));
-      else if (element.local === 'param-filter') {
-        const paramName = (element.attrs.name ?? '').toUpperCase();
-        if (paramName === '') throw unsupportedFilter('param-filter needs a name attribute');
-        const textMatch = child(element, NS.CARDDAV, 'text-match');
-        propFilter.paramFilters.push({
-          name: paramName,
-          isNotDefined: child(element, NS.CARDDAV, 'is-not-defined') !== undefined,
-          textMatch: textMatch ? parseTextMatch(textMatch) : undefined,
-        });
-      } else throw unsupportedFilter(`unknown element in prop-filter: ${element.local}`);
-    }
-    propFilters.push(propFilter);
-  }
+    return parsePropFilter(filterChild);
+  });
   return { allOf: parseTest(element), propFilters };
 }
 
-function fold(text: string, collation: Collation): string {
-  if (collation === 'i;octet') return text;
-  if (collation === 'i;ascii-casemap') return text.replace(/[A-Z]/g, (ch) => ch.toLowerCase());
-  // NOTE: approximates RFC 5051 (NFKD, then case folding) with upper-casing, which folds ß to SS and final sigma to sigma.
-  return text.normalize('NFKD').toUpperCase().normalize('NFKC');
-}
-
-function textMatches(value: string, match: TextMatch): boolean {
-  const haystack = fold(value, match.collation);
-  const needle = fold(match.needle, match.collation);
-  let result: boolean;
-  switch (match.matchType) {
-    case 'equals':
-      result = haystack === needle;
-      break;
-    case 'starts-with':
-      result = haystack.startsWith(needle);
-      break;
-    case 'ends-with':
-      result = haystack.endsWith(needle);
-      break;
-    default:
-      result = haystack.includes(needle);
+/** Reads the matching cards page by page from the query index, with bodies when address-data is requested. */
+async function* indexedMatches(dc: DavContext, bookId: number, filter: CardFilter, withData: boolean, limit: number): AsyncGenerator<CardMeta | Card> {
+  let afterId = 0;
+  let remaining = limit;
+  while (remaining > 0) {
+    const pageSize = Math.min(QUERY_PAGE, remaining);
+    const page = await dc.storage.queryCards(bookId, filter, afterId, pageSize);
+    if (withData) {
+      const cards = await dc.storage.getCards(bookId, page.map((meta) => meta.name));
+      const byName = new Map(cards.map((card) => [card.name, card]));
+      // A card removed between the two reads is left out, as if the query had run after the removal.
+      for (const meta of page) if (byName.has(meta.name)) yield byName.get(meta.name)!;
+    } else yield* page;
+    if (page.length < pageSize) return;
+    remaining -= page.length;
+    afterId = page[page.length - 1].id;
   }
-  return match.negate ? !result : result;
 }
 
-/** Text values a text-match is tried on: the whole value, and each component of a structured one. */
-function candidateValues(line: ContentLine): string[] {
-  const whole = unescapeText(line.value);
-  if (line.name !== 'N' && line.name !== 'ADR' && line.name !== 'ORG') return [whole];
-  return [whole, ...splitStructured(line.value).map(unescapeText)];
-}
-
-function propertyMatches(line: ContentLine, filter: PropFilter): boolean {
-  const tests: boolean[] = [];
-  for (const match of filter.textMatches) {
-    const values = candidateValues(line);
-    tests.push(match.negate ? values.every((v) => textMatches(v, match)) : values.some((v) => textMatches(v, match)));
-  }
-  for (const paramFilter of filter.paramFilters) {
-    const values = paramValues(line, paramFilter.name);
-    const present = line.params.some((p) => p.name === paramFilter.name);
-    if (paramFilter.isNotDefined) tests.push(!present);
-    else if (paramFilter.textMatch) {
-      const match = paramFilter.textMatch;
-      tests.push(present && (match.negate ? values.every((v) => textMatches(v, match)) : values.some((v) => textMatches(v, match))));
-    } else tests.push(present);
-  }
-  if (tests.length === 0) return true;
-  return filter.allOf ? tests.every(Boolean) : tests.some(Boolean);
-}
-
-export function cardMatches(lines: ContentLine[], filter: Filter): boolean {
-  if (filter.propFilters.length === 0) return true;
-  const results = filter.propFilters.map((propFilter) => {
-    const instances = lines.filter((line) => line.name === propFilter.name);
-    if (propFilter.isNotDefined) return instances.length === 0;
-    return instances.some((line) => propertyMatches(line, propFilter));
-  });
-  return filter.allOf ? results.every(Boolean) : results.some(Boolean);
-}
-
-function parseCard(card: Card): ContentLine[] {
-  const lines: ContentLine[] = [];
-  for (const line of splitLines(unfoldBytes(card.data).toString('utf8'))) {
-    try {
-      lines.push(parseContentLine(line));
-    } catch {
-      // A line the parser cannot read cannot match a filter either; the card stays listed by other lines.
+/** Evaluates the filter on each card body, for text-matches on values the index does not store (PHOTO and similar). */
+async function* scannedMatches(dc: DavContext, bookId: number, filter: CardFilter, limit: number): AsyncGenerator<Card> {
+  let afterId = 0;
+  let found = 0;
+  for (;;) {
+    const page = await dc.storage.listCards(bookId, afterId, SCAN_PAGE);
+    for (const card of page) {
+      if (!cardMatches(readCardProperties(card.data, { allValues: true }), filter)) continue;
+      yield card;
+      if (++found >= limit) return;
     }
+    if (page.length < SCAN_PAGE) return;
+    afterId = page[page.length - 1].id;
   }
-  return lines;
 }
 
 /**
- * addressbook-query (RFC 6352 section 8.6). Scans the book page by page and
- * streams the matches.
- * TODO: answer from the card_props index instead of parsing every card.
+ * addressbook-query (RFC 6352 section 8.6). Streams the matching cards; with
+ * CARDDAV:limit, stops after `limit` of them and, when more match, adds a 507
+ * response for the collection (section 8.6.1).
  */
 export async function runQuery(dc: DavContext, resource: BookResource, root: XmlElement, props: ReportProps, limit?: number): Promise<void> {
   const filterElements = childrenNamed(root, NS.CARDDAV, 'filter');
   if (filterElements.length > 1) throw unsupportedFilter('addressbook-query takes one filter element');
   const filter = parseFilter(filterElements[0]);
-  const storage = dc.storage;
-  const minimal = dc.ctx.get('prefer').includes('return=minimal');
+  const minimal = wantsMinimal(dc);
+  const bookId = resource.book.id;
+  // One match beyond the limit shows whether the result was truncated.
+  const maxMatches = limit === undefined ? Infinity : limit + 1;
+  const matches = filterNeedsCardBodies(filter)
+    ? scannedMatches(dc, bookId, filter, maxMatches)
+    : indexedMatches(dc, bookId, filter, props.addressData !== undefined, maxMatches);
 
   async function* responses(): AsyncGenerator<string> {
-    let afterId = 0;
-    let matched = 0;
-    for (;;) {
-      const page = await storage.listCards(resource.book.id, afterId, SCAN_PAGE);
-      for (const card of page) {
-        if (!cardMatches(parseCard(card), filter)) continue;
-        if (limit !== undefined && matched >= limit) {
-          yield statusResponseXml(resource.href, 507, tag(clark(NS.DAV, 'number-of-matches-within-limits')));
-          return;
-        }
-        matched++;
-        yield reportResponse(dc, resource, resource.href + encodeSegment(card.name), card, props, minimal);
+    let count = 0;
+    for await (const card of matches) {
+      if (limit !== undefined && count >= limit) {
+        yield statusResponseXml(resource.href, 507, tag(clark(NS.DAV, 'number-of-matches-within-limits')));
+        return;
       }
-      if (page.length < SCAN_PAGE) return;
-      afterId = page[page.length - 1].id;
+      count++;
+      yield reportResponse(dc, resource, resource.href + encodeSegment(card.name), card, props, minimal);
     }
   }
   sendMultistatus(dc.ctx, responses());

@@ -1,37 +1,74 @@
-import { parseContentLine, serializeLines, splitLines, unfoldBytes } from './contentline';
+import type { ContentLine } from './contentline';
+import { cardVersion, ConversionError, convertLines, parseCardLines, serializeCard, VcardVersion } from './convert';
+import { JCARD_MEDIA_TYPE, linesToJcard } from './jcard';
 
-/** What a client asked for in CARDDAV:address-data (RFC 6352 section 10.4). */
-export interface AddressDataRequest {
-  contentType: string;
-  version?: string;
-  /** Upper-case property names to return; undefined returns every property. */
-  props?: { name: string; novalue: boolean }[];
+/** A property selected by CARDDAV:prop (RFC 6352 section 10.4.2). */
+export interface AddressDataProp {
+  /** Upper-case group; when absent, the property is selected in any group or none. */
+  group?: string;
+  /** Upper-case property name. */
+  name: string;
+  /** Returns the name and parameters with an empty value. */
+  novalue: boolean;
 }
 
-/** Properties every partial card keeps, so it is still a vCard a client can read. */
+/** The representation a client requests with CARDDAV:address-data (RFC 6352 section 10.4) or with Accept on GET. */
+export interface AddressDataRequest {
+  contentType: 'text/vcard' | typeof JCARD_MEDIA_TYPE;
+  /** vCard version for text/vcard; undefined keeps the stored version. */
+  version?: VcardVersion;
+  /** Properties to return; undefined returns every property. */
+  props?: AddressDataProp[];
+}
+
+export type RenderResult = { ok: true; text: string } | { ok: false; message: string };
+
+/** Lines every partial card keeps, so it is still a vCard a client can read. */
 const ALWAYS_KEPT = new Set(['BEGIN', 'END', 'VERSION']);
 
-/**
- * Returns the card text for an address-data request. The stored bytes are
- * returned untouched unless the client asked for a subset of properties.
- */
-export function renderAddressData(data: Buffer, request: AddressDataRequest): string {
-  // TODO: convert between vCard 3.0 and 4.0 when `request.version` differs from the stored card; the stored version is returned for now.
-  if (!request.props) return data.toString('utf8');
-  const wanted = new Map(request.props.map((p) => [p.name, p.novalue]));
-  const lines = splitLines(unfoldBytes(data).toString('utf8'));
-  const kept: string[] = [];
+/** Selects the lines that CARDDAV:prop elements name, and marks the ones returned without a value. */
+function selectLines(lines: ContentLine[], props: AddressDataProp[]): { lines: ContentLine[]; novalue: Set<ContentLine> } {
+  const selected: ContentLine[] = [];
+  const novalue = new Set<ContentLine>();
   for (const line of lines) {
-    let parsed;
-    try {
-      parsed = parseContentLine(line);
-    } catch {
+    if (ALWAYS_KEPT.has(line.name)) {
+      selected.push(line);
       continue;
     }
-    if (ALWAYS_KEPT.has(parsed.name)) kept.push(line);
-    else if (wanted.has(parsed.name)) {
-      kept.push(wanted.get(parsed.name) ? line.slice(0, line.indexOf(':', line.indexOf(parsed.name)) + 1) : line);
-    }
+    const group = line.group?.toUpperCase();
+    const matches = props.filter((prop) => prop.name === line.name && (prop.group === undefined || prop.group === group));
+    if (matches.length === 0) continue;
+    selected.push(line);
+    if (matches.every((prop) => prop.novalue)) novalue.add(line);
   }
-  return serializeLines(kept).toString('utf8');
+  return { lines: selected, novalue };
+}
+
+/**
+ * Renders the card text for an address-data request. A request for the whole
+ * card in its stored version gets the stored bytes untouched. Otherwise the
+ * card is parsed, narrowed to the selected properties and converted, and a
+ * card that cannot be converted gives `ok: false`.
+ */
+export function renderAddressData(data: Buffer, request: AddressDataRequest): RenderResult {
+  try {
+    return { ok: true, text: render(data, request) };
+  } catch (error) {
+    if (error instanceof ConversionError) return { ok: false, message: error.message };
+    throw error;
+  }
+}
+
+function render(data: Buffer, request: AddressDataRequest): string {
+  const jcard = request.contentType === JCARD_MEDIA_TYPE;
+  if (!request.props && !jcard && request.version === undefined) return data.toString('utf8');
+  const parsed = parseCardLines(data);
+  const stored = cardVersion(parsed);
+  const target: VcardVersion = jcard ? '4.0' : (request.version ?? (stored === '4.0' ? '4.0' : '3.0'));
+  if (!request.props && !jcard && stored === target) return data.toString('utf8');
+
+  const { lines, novalue } = request.props ? selectLines(parsed, request.props) : { lines: parsed, novalue: new Set<ContentLine>() };
+  const converted = convertLines(lines, target).map(({ line, origin }) => (novalue.has(origin) ? { ...line, value: '' } : line));
+  if (jcard) return JSON.stringify(linesToJcard(converted));
+  return serializeCard(converted, target).toString('utf8');
 }
