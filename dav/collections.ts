@@ -15,7 +15,9 @@ export const SLUG = /^[A-Za-z0-9][A-Za-z0-9._~@+-]{0,99}$/;
 export async function handleMkcol(dc: DavContext): Promise<void> {
   const resource = dc.resource;
   if (resource.kind !== 'new-book') {
-    if (resource.kind === 'book' || resource.kind === 'card') throw new DavError(405, undefined, 'a resource already exists at this URL');
+    if (resource.kind === 'book' || (resource.kind === 'card' && resource.exists)) {
+      throw new DavError(405, undefined, 'a resource already exists at this URL');
+    }
     throw new DavError(403, undefined, 'collections can be created in the address book home only');
   }
   if (!SLUG.test(resource.slug)) {

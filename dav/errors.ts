@@ -9,6 +9,8 @@ export class DavError extends Error {
     readonly description?: string,
     /** Extra XML inside the condition element, such as the DAV:href of a conflicting card. */
     readonly inner?: string,
+    /** Clark names of further, empty condition elements sent after `condition`, such as a Cardinal rule. */
+    readonly extraConditions: string[] = [],
   ) {
     super(description ?? condition ?? `HTTP ${status}`);
   }

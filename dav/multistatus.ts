@@ -27,7 +27,9 @@ export interface PropStat {
 export function responseXml(href: string, propstats: PropStat[]): string {
   const parts = propstats
     .filter((propstat) => propstat.properties.length > 0)
-    .sort((a, b) => (a.status === 200 ? -1 : b.status === 200 ? 1 : 0))
+    // The 200 propstat goes first because Thunderbird reads only the first status.
+    // Array sort is stable, so the other propstats keep their order.
+    .sort((a, b) => Number(a.status !== 200) - Number(b.status !== 200))
     .map((propstat) => {
       const props = propstat.properties.map(([name, value]) => tag(name, value)).join('');
       const error = propstat.error ? `<d:error>${propstat.error}</d:error>` : '';

@@ -1,8 +1,9 @@
 import { Readable } from 'node:stream';
-import { prepareCard } from '../vcard/pipeline';
 import { readBody } from './body';
 import type { DavContext } from './context';
+import { enforceCrmRulesOnBookDelete, enforceCrmRulesOnDelete, enforceCrmRulesOnPut } from './crm';
 import { DavError } from './errors';
+import { isJcardMediaType, prepareUpload, sendCard } from './negotiate';
 import { CARD_CONTENT_TYPE, quoteEtag } from './props';
 import { encodeSegment, Resource } from './resource';
 import { clark, escapeXml, NS, tag } from './xml';
@@ -18,15 +19,17 @@ type CardResource = Extract<Resource, { kind: 'card' }>;
  * entity tags without quotes, `*` as is. A malformed tag can match nothing,
  * so it is kept as an impossible value: the condition then fails with 412.
  */
-export function parseEtagList(header: string): string[] {
+export function parseEtagList(header: string, comparison: 'strong' | 'weak' = 'weak'): string[] {
   const tags: string[] = [];
   for (const part of header.split(',')) {
     const value = part.trim();
     if (value === '') continue;
     if (value === '*') tags.push('*');
     else {
-      const match = /^(?:W\/)?"([^"]*)"$/.exec(value);
-      tags.push(match ? match[1] : '\u0000malformed');
+      const match = /^(W\/)?"([^"]*)"$/.exec(value);
+      // If-Match uses the strong comparison (RFC 7232 section 3.1), so a weak tag never matches there.
+      const usable = match && !(comparison === 'strong' && match[1]);
+      tags.push(usable ? match[2] : '\u0000malformed');
     }
   }
   return tags;
@@ -39,11 +42,11 @@ function checkContentType(dc: DavContext): void {
   const header = dc.ctx.get('content-type');
   if (header === '') return;
   const mediaType = header.split(';')[0].trim().toLowerCase();
-  if (!VCARD_TYPES.has(mediaType)) {
+  if (!VCARD_TYPES.has(mediaType) && !isJcardMediaType(mediaType)) {
     throw new DavError(
       403,
       CARDDAV('supported-address-data'),
-      `media type ${mediaType} is not supported; send text/vcard (vCard 3.0 or 4.0)`,
+      `media type ${mediaType} is not supported; send text/vcard (vCard 3.0 or 4.0) or application/vcard+json`,
     );
   }
 }
@@ -58,20 +61,22 @@ export async function handlePut(dc: DavContext): Promise<void> {
     limit,
     () => new DavError(403, CARDDAV('max-resource-size'), `the card is larger than the limit of ${limit} bytes`),
   );
-  const prepared = prepareCard(body);
-  if (!prepared.ok) throw new DavError(403, CARDDAV(prepared.condition), prepared.message);
+  const parsed = prepareUpload(dc.ctx.get('content-type'), body);
+  if (!parsed.ok) throw new DavError(403, CARDDAV(parsed.condition), parsed.message);
 
   const ifMatch = dc.ctx.get('if-match');
   const ifNoneMatch = dc.ctx.get('if-none-match');
   const noneMatch = ifNoneMatch ? parseEtagList(ifNoneMatch) : undefined;
+  // The CRM rules (dav/crm.ts) may rewrite the card and pin the write to the stored version they checked.
+  const { card: prepared, condition } = await enforceCrmRulesOnPut(dc, resource, parsed, {
+    ifMatch: ifMatch ? parseEtagList(ifMatch, 'strong') : undefined,
+    ifNoneMatchAny: noneMatch?.includes('*'),
+    ifNoneMatch: noneMatch?.filter((t) => t !== '*'),
+  });
   const result = await dc.storage.putCard(
     resource.book.id,
     { name: resource.name, uid: prepared.uid, etag: prepared.etag, data: prepared.data, properties: prepared.properties },
-    {
-      ifMatch: ifMatch ? parseEtagList(ifMatch) : undefined,
-      ifNoneMatchAny: noneMatch?.includes('*'),
-      ifNoneMatch: noneMatch?.filter((t) => t !== '*'),
-    },
+    condition,
   );
   switch (result.kind) {
     case 'precondition-failed':
@@ -99,7 +104,7 @@ async function getCard(dc: DavContext, resource: CardResource): Promise<void> {
   if (!card) throw new DavError(404, undefined, 'no card exists at this URL');
   const etag = quoteEtag(card.etag);
   const ifMatch = dc.ctx.get('if-match');
-  if (ifMatch && !parseEtagList(ifMatch).some((t) => t === '*' || t === card.etag)) {
+  if (ifMatch && !parseEtagList(ifMatch, 'strong').some((t) => t === '*' || t === card.etag)) {
     throw new DavError(412, undefined, 'the card does not match If-Match');
   }
   dc.ctx.set('ETag', etag);
@@ -109,9 +114,7 @@ async function getCard(dc: DavContext, resource: CardResource): Promise<void> {
     dc.ctx.status = 304;
     return;
   }
-  dc.ctx.status = 200;
-  dc.ctx.type = CARD_CONTENT_TYPE;
-  dc.ctx.body = card.data;
+  sendCard(dc, card);
 }
 
 /** GET of an address book exports every card as one text/vcard stream. */
@@ -145,9 +148,10 @@ export async function handleDelete(dc: DavContext): Promise<void> {
   const resource = dc.resource;
   if (resource.kind === 'book') {
     const ifMatch = dc.ctx.get('if-match');
-    if (ifMatch && !parseEtagList(ifMatch).includes('*')) {
+    if (ifMatch && !parseEtagList(ifMatch, 'strong').includes('*')) {
       throw new DavError(412, undefined, 'address books have no entity tag; If-Match can only be *');
     }
+    await enforceCrmRulesOnBookDelete(dc, resource);
     await dc.storage.deleteBook(resource.book.id);
     dc.log.info({ book: resource.book.id }, 'address book deleted');
     dc.ctx.status = 204;
@@ -158,7 +162,8 @@ export async function handleDelete(dc: DavContext): Promise<void> {
     throw new DavError(403, clark(NS.DAV, 'need-privileges'), 'this collection cannot be deleted');
   }
   const ifMatch = dc.ctx.get('if-match');
-  const result = await dc.storage.deleteCard(resource.book.id, resource.name, ifMatch ? parseEtagList(ifMatch) : undefined);
+  const checkedIfMatch = await enforceCrmRulesOnDelete(dc, resource, ifMatch ? parseEtagList(ifMatch, 'strong') : undefined);
+  const result = await dc.storage.deleteCard(resource.book.id, resource.name, checkedIfMatch);
   if (result === 'not-found') throw new DavError(404, undefined, 'no card exists at this URL');
   if (result === 'precondition-failed') throw new DavError(412, undefined, 'the card does not match If-Match');
   dc.ctx.status = 204;

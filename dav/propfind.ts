@@ -1,9 +1,10 @@
 import type { CardMeta, User } from '../storage/types';
 import { readXmlBody } from './body';
+import { bookAcl } from './acl';
 import type { DavContext } from './context';
 import { DavError } from './errors';
 import { PropStat, responseXml, sendMultistatus } from './multistatus';
-import { allpropNames, cardProperty, collectionProperty, PropertyContext, propertyNames } from './props';
+import { allpropNames, cardProperty, collectionProperty, P, PropertyContext, propertyNames } from './props';
 import { bookHref, encodeSegment, homeHref, HOMES, principalHref, PRINCIPALS, Resource } from './resource';
 import { child, clark, is, NS, XmlElement } from './xml';
 
@@ -54,7 +55,9 @@ function propstats(request: PropRequest, kind: Resource['kind'], lookup: (name: 
     else found.push([name, value]);
   }
   const result: PropStat[] = [{ status: 200, properties: found }];
-  if (!minimal && request.kind === 'prop') result.push({ status: 404, properties: missing });
+  // A response needs a propstat or a status (RFC 4918 section 14.24),
+  // so the 404 propstat stays when no requested property was found.
+  if (request.kind === 'prop' && (!minimal || found.length === 0)) result.push({ status: 404, properties: missing });
   return result;
 }
 
@@ -80,8 +83,13 @@ export function wantsMinimal(dc: DavContext): boolean {
 type CollectionResource = Exclude<Resource, { kind: 'card' | 'new-book' }>;
 
 async function collectionResponse(dc: DavContext, resource: CollectionResource, request: PropRequest, minimal: boolean): Promise<string> {
-  const context = { user: dc.user, maxResourceSize: dc.limits.maxResourceSize };
+  const context: PropertyContext = { user: dc.user, maxResourceSize: dc.limits.maxResourceSize };
   const dead = resource.kind === 'book' ? await dc.storage.getBookProperties(resource.book.id) : undefined;
+  let named: string[] = [];
+  if (request.kind === 'prop') named = request.names;
+  else if (request.kind === 'allprop') named = request.include;
+  // DAV:acl needs the grants, so they are read only when the request names it.
+  if (resource.kind === 'book' && named.includes(P.acl)) context.acl = await bookAcl(dc.storage, dc.user, resource);
   const lookup = (name: string) => collectionProperty(context, resource, name, dead);
   return responseXml(resource.href, propstats(request, resource.kind, lookup, minimal));
 }

@@ -89,7 +89,7 @@ export async function handleProppatch(dc: DavContext): Promise<void> {
     if (resource.kind === 'book') {
       await dc.storage.updateBook(resource.book.id, { displayName, description, properties: dead });
     }
-    propstats.push({ status: 200, properties: operations.map(({ name }) => [name, ''] as [string, string]) });
+    for (const { name } of operations) propstats.push({ status: 200, properties: [[name, '']] });
   }
   const body = responseXml(resource.href, propstats);
   sendMultistatus(dc.ctx, (async function* () {

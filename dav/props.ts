@@ -27,6 +27,7 @@ export const P = {
   maxResourceSize: card('max-resource-size'),
   addressData: card('address-data'),
   getctag: cs('getctag'),
+  acl: d('acl'),
 } as const;
 
 /** Properties the server computes; PROPPATCH on them fails with DAV:cannot-modify-protected-property. */
@@ -62,7 +63,7 @@ const ALLPROP_CARD = [P.resourcetype, P.getetag, P.getcontenttype, P.getcontentl
 
 const COMMON = [P.resourcetype, P.displayname, P.currentUserPrincipal, P.currentUserPrivilegeSet, P.supportedReportSet, P.owner, P.principalCollectionSet];
 const NAMES: Record<Resource['kind'] | 'member', string[]> = {
-  root: COMMON,
+  root: [...COMMON, P.principalUrl, P.addressbookHomeSet],
   principals: COMMON,
   homes: COMMON,
   principal: [...COMMON, P.principalUrl, P.addressbookHomeSet],
@@ -76,6 +77,7 @@ const NAMES: Record<Resource['kind'] | 'member', string[]> = {
     P.syncToken,
     P.creationdate,
     P.getlastmodified,
+    P.acl,
   ],
   'new-book': [],
   card: [...ALLPROP_CARD, P.currentUserPrincipal, P.currentUserPrivilegeSet, P.owner],
@@ -123,7 +125,8 @@ function href(path: string): string {
 }
 
 const OWNER_PRIVILEGES = ['read', 'write', 'write-properties', 'write-content', 'bind', 'unbind', 'read-acl', 'read-current-user-privilege-set'];
-const WRITE_PRIVILEGES = ['read', 'write', 'write-content', 'bind', 'unbind', 'read-current-user-privilege-set'];
+/** Without DAV:write, because that aggregate includes DAV:write-properties, which only the owner has. */
+const WRITE_PRIVILEGES = ['read', 'write-content', 'bind', 'unbind', 'read-current-user-privilege-set'];
 const READ_PRIVILEGES = ['read', 'read-current-user-privilege-set'];
 
 function privilegesFor(access: Access): string[] {
@@ -137,6 +140,8 @@ function privilegeSet(names: string[]): string {
 
 const BOOK_REPORTS = [card('addressbook-multiget'), card('addressbook-query'), d('sync-collection')];
 
+const PRINCIPAL_REPORTS = [d('principal-property-search'), d('principal-search-property-set')];
+
 function supportedReports(reports: string[]): string {
   return reports.map((report) => tag(d('supported-report'), tag(d('report'), tag(report)))).join('');
 }
@@ -146,6 +151,8 @@ export interface PropertyContext {
   maxResourceSize: number;
   /** The user's access to the book the card belongs to; owner when absent. */
   access?: Access;
+  /** The DAV:acl value of the book, built by dav/acl.ts when a request names it. */
+  acl?: string;
 }
 
 /**
@@ -177,12 +184,16 @@ export function collectionProperty(
       if (resource.kind === 'book') return privilegeSet(privilegesFor(resource.access));
       return privilegeSet(resource.kind === 'home' ? OWNER_PRIVILEGES : READ_PRIVILEGES);
     case P.supportedReportSet:
-      return resource.kind === 'book' ? supportedReports(BOOK_REPORTS) : '';
+      if (resource.kind === 'book') return supportedReports(BOOK_REPORTS);
+      return resource.kind === 'principals' ? supportedReports(PRINCIPAL_REPORTS) : '';
     case P.owner:
       return 'owner' in resource ? href(principalHref(resource.owner)) : undefined;
+    // The root also names the user's principal and home, so a client pointed at the server's URL needs one request less.
     case P.principalUrl:
+      if (resource.kind === 'root') return href(principalHref(user));
       return resource.kind === 'principal' ? href(principalHref(resource.owner)) : undefined;
     case P.addressbookHomeSet:
+      if (resource.kind === 'root') return href(homeHref(user));
       return resource.kind === 'principal' || resource.kind === 'home' ? href(homeHref(resource.owner)) : undefined;
   }
   if (resource.kind !== 'book') return undefined;
@@ -193,7 +204,8 @@ export function collectionProperty(
     case P.supportedAddressData:
       return (
         '<card:address-data-type content-type="text/vcard" version="3.0"/>' +
-        '<card:address-data-type content-type="text/vcard" version="4.0"/>'
+        '<card:address-data-type content-type="text/vcard" version="4.0"/>' +
+        '<card:address-data-type content-type="application/vcard+json" version="4.0"/>'
       );
     case P.maxResourceSize:
       return String(context.maxResourceSize);
@@ -205,6 +217,8 @@ export function collectionProperty(
       return isoDate(book.createdAt);
     case P.getlastmodified:
       return httpDate(book.modifiedAt);
+    case P.acl:
+      return context.acl;
   }
   return deadProperties?.get(name);
 }

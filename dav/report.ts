@@ -1,13 +1,14 @@
 import type { AddressBook, Card, CardMeta } from '../storage/types';
-import { AddressDataRequest, renderAddressData } from '../vcard/render';
+import { AddressDataProp, AddressDataRequest, renderAddressData } from '../vcard/render';
 import { readXmlBody } from './body';
 import type { DavContext } from './context';
 import { DavError } from './errors';
-import { sendMultistatus, statusResponseXml } from './multistatus';
+import { PropStat, responseXml, sendMultistatus, statusResponseXml } from './multistatus';
 import { cardResponse, PropRequest, propNames, wantsMinimal } from './propfind';
-import { P, parseSyncToken, syncToken } from './props';
+import { cardProperty, P, parseSyncToken, syncToken } from './props';
 import { decodePath, encodeSegment, Resource } from './resource';
 import { runQuery } from './query';
+import { handlePrincipalReport, isPrincipalReport } from './principal-search';
 import { child, childrenNamed, clark, escapeXml, is, NS, tag, XmlElement } from './xml';
 
 /** Hrefs resolved per storage round trip in a multiget. */
@@ -32,26 +33,69 @@ export function parseReportProps(root: XmlElement): ReportProps {
   const request: PropRequest = { kind: 'prop', names: propNames(prop) };
   const element = child(prop, NS.CARDDAV, 'address-data');
   if (!element) return { request };
+  return { request, addressData: parseAddressData(element) };
+}
+
+const JCARD = 'application/vcard+json';
+
+/** Reads the attributes and CARDDAV:prop children of CARDDAV:address-data (RFC 6352 section 10.4). */
+function parseAddressData(element: XmlElement): AddressDataRequest {
+  const unsupported = (message: string) => new DavError(403, clark(NS.CARDDAV, 'supported-address-data'), message);
   // CardBook capitalises the attribute name.
-  const contentType = (element.attrs['content-type'] ?? element.attrs['Content-Type'] ?? 'text/vcard').toLowerCase();
-  if (contentType !== 'text/vcard') {
-    throw new DavError(403, clark(NS.CARDDAV, 'supported-address-data'), `address-data of type ${contentType} is not supported`);
+  const contentType = (element.attrs['content-type'] ?? element.attrs['Content-Type'] ?? 'text/vcard').trim().toLowerCase();
+  if (contentType !== 'text/vcard' && contentType !== JCARD) {
+    throw unsupported(`address-data of type ${contentType} is not supported; use text/vcard or ${JCARD}`);
   }
-  const version = element.attrs.version;
-  if (version !== undefined && version !== '3.0' && version !== '4.0') {
-    throw new DavError(403, clark(NS.CARDDAV, 'supported-address-data'), `vCard version ${version} is not supported`);
-  }
+  const version = element.attrs.version ?? element.attrs.Version;
+  if (version !== undefined && version !== '3.0' && version !== '4.0') throw unsupported(`vCard version ${version} is not supported; use 3.0 or 4.0`);
+  if (contentType === JCARD && version === '3.0') throw unsupported(`${JCARD} is vCard 4.0; leave out version or use 4.0`);
   const selected = childrenNamed(element, NS.CARDDAV, 'prop');
-  const props = child(element, NS.CARDDAV, 'allprop') || selected.length === 0
-    ? undefined
-    : selected.map((p) => ({ name: (p.attrs.name ?? '').toUpperCase(), novalue: p.attrs.novalue === 'yes' }));
-  return { request, addressData: { contentType, version, props } };
+  const props = child(element, NS.CARDDAV, 'allprop') || selected.length === 0 ? undefined : selected.map(parseAddressDataProp);
+  return { contentType, version, props };
+}
+
+/** CARDDAV:prop: `item1.EMAIL` selects that group only, `EMAIL` every group (section 10.4.2). */
+function parseAddressDataProp(element: XmlElement): AddressDataProp {
+  const name = (element.attrs.name ?? '').trim().toUpperCase();
+  const dot = name.lastIndexOf('.');
+  const novalue = element.attrs.novalue === 'yes';
+  return dot >= 0 ? { group: name.slice(0, dot), name: name.slice(dot + 1), novalue } : { name, novalue };
+}
+
+/**
+ * The response for a card whose address data cannot be rendered as requested:
+ * its other properties as usual, and address-data in a 403 propstat with
+ * CARDDAV:supported-address-data-conversion (RFC 6352 section 10.4.1).
+ */
+function conversionFailure(dc: DavContext, resource: BookResource, href: string, card: CardMeta, props: ReportProps, minimal: boolean, message: string): string {
+  dc.log.warn({ book: resource.book.id, card: card.name, error: message }, 'address data conversion failed');
+  const context = { user: dc.user, maxResourceSize: dc.limits.maxResourceSize };
+  const names = props.request.kind === 'prop' ? props.request.names.filter((name) => name !== P.addressData) : [];
+  const found: [string, string][] = [];
+  const missing: [string, string][] = [];
+  for (const name of new Set(names)) {
+    const value = cardProperty(context, resource.owner, card, name);
+    if (value === undefined) missing.push([name, '']);
+    else found.push([name, value]);
+  }
+  const error = tag(clark(NS.CARDDAV, 'supported-address-data-conversion')) + tag(clark(NS.CARDINAL, 'description'), escapeXml(message));
+  const propstats: PropStat[] = [
+    { status: 200, properties: found },
+    { status: 403, properties: [[P.addressData, '']], error },
+  ];
+  if (!minimal) propstats.push({ status: 404, properties: missing });
+  return responseXml(href, propstats);
 }
 
 /** Builds a response for one card, with address-data rendered when requested. */
 export function reportResponse(dc: DavContext, resource: BookResource, href: string, card: CardMeta | Card, props: ReportProps, minimal: boolean): string {
   const context = { user: dc.user, maxResourceSize: dc.limits.maxResourceSize };
-  const data = props.addressData && 'data' in card ? escapeXml(renderAddressData(card.data, props.addressData)) : undefined;
+  let data: string | undefined;
+  if (props.addressData && 'data' in card) {
+    const rendered = renderAddressData(card.data, props.addressData);
+    if (!rendered.ok) return conversionFailure(dc, resource, href, card, props, minimal, rendered.message);
+    data = escapeXml(rendered.text);
+  }
   return cardResponse(context, resource.owner, href, card, props.request, minimal, data);
 }
 
@@ -156,6 +200,7 @@ async function syncCollection(dc: DavContext, resource: BookResource, root: XmlE
 export async function handleReport(dc: DavContext): Promise<void> {
   const root = await readXmlBody(dc.ctx, dc.limits.maxXmlBody);
   if (!root) throw new DavError(400, undefined, 'REPORT needs an XML body');
+  if (isPrincipalReport(root)) return handlePrincipalReport(dc, root);
   const resource = dc.resource;
   const report = clark(root.ns, root.local);
   const supported = [clark(NS.CARDDAV, 'addressbook-multiget'), clark(NS.CARDDAV, 'addressbook-query'), clark(NS.DAV, 'sync-collection')];

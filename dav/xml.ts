@@ -95,12 +95,18 @@ export function splitClark(name: string): { ns: string; local: string } {
   return { ns: name.slice(1, end), local: name.slice(end + 1) };
 }
 
+/** Characters XML 1.0 cannot carry, not even as character references (XML 1.0 section 2.2). */
+const XML_FORBIDDEN = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/g;
+
 /**
  * Escapes text for element content. CR becomes `&#13;` because XML parsers
  * turn a raw CR LF into LF, and clients would then receive LF-only vCards.
+ * Characters XML forbids are dropped, so a stored card that contains one
+ * (written before validation existed, or by another tool) cannot break a multistatus.
  */
 export function escapeXml(text: string): string {
   return text
+    .replace(XML_FORBIDDEN, '')
     .replace(/&/g, '&amp;')
     .replace(/</g, '&lt;')
     .replace(/>/g, '&gt;')
@@ -125,8 +131,9 @@ export function tag(name: string, content?: string): string {
 
 export const XML_HEADER = '<?xml version="1.0" encoding="utf-8"?>\n';
 
-/** The body of a DAV:error response naming one precondition or postcondition. */
-export function errorBody(condition: string, inner = '', description?: string): string {
+/** The body of a DAV:error response naming a precondition or postcondition, and any further empty condition elements. */
+export function errorBody(condition: string, inner = '', description?: string, extraConditions: string[] = []): string {
   const descriptionElement = description ? `<cardinal:description>${escapeXml(description)}</cardinal:description>` : '';
-  return `${XML_HEADER}<d:error ${XMLNS_DECLARATIONS}>${tag(condition, inner)}${descriptionElement}</d:error>`;
+  const extra = extraConditions.map((name) => tag(name)).join('');
+  return `${XML_HEADER}<d:error ${XMLNS_DECLARATIONS}>${tag(condition, inner)}${extra}${descriptionElement}</d:error>`;
 }

@@ -7,6 +7,8 @@ import { DAV_HEADER, dispatch } from '../dav/handler';
 import { DAV_ROOT, resolveResource } from '../dav/resource';
 import { errorBody } from '../dav/xml';
 import type { Storage, User } from '../storage/types';
+import type { Config } from './config';
+import { LoginGuard } from './login-guard';
 import { LoginCache, verifyPassword } from './passwords';
 
 export interface AppOptions {
@@ -14,6 +16,8 @@ export interface AppOptions {
   logger: Logger;
   limits: DavLimits;
   trustProxy?: boolean;
+  /** Supplies the directory login and failed-login limits (auth and ldap sections); defaults apply without it. */
+  config?: Config;
 }
 
 const REALM = 'Basic realm="Cardinal", charset="UTF-8"';
@@ -31,7 +35,7 @@ function sendError(ctx: Koa.Context, error: DavError): void {
   ctx.status = error.status;
   ctx.type = 'application/xml; charset=utf-8';
   if (error.condition) {
-    ctx.body = errorBody(error.condition, error.inner, error.description);
+    ctx.body = errorBody(error.condition, error.inner, error.description, error.extraConditions);
   } else {
     ctx.body = errorBody('{urn:x-cardinal:ns}error', '', error.description ?? ctx.message);
   }
@@ -43,13 +47,20 @@ export function createApp(options: AppOptions): Koa {
   const app = new Koa({ proxy: options.trustProxy ?? false });
   const logins = new LoginCache();
 
+  const guard = new LoginGuard(storage, logger, options.config);
+
   async function authenticate(ctx: Koa.Context): Promise<User | undefined> {
     const credentials = parseBasic(ctx.get('authorization'));
     if (!credentials) return undefined;
+    return guard.authenticate(ctx, credentials.name, credentials.password, () => checkLocal(credentials));
+  }
+
+  /** The local user for valid credentials, false for a wrong password, undefined when no local user has a password. */
+  async function checkLocal(credentials: { name: string; password: string }): Promise<User | false | undefined> {
     const user = await storage.getUser(credentials.name);
     if (!user || !user.passwordHash) return undefined;
     if (logins.has(user.name, credentials.password, user.passwordHash)) return user;
-    if (!(await verifyPassword(credentials.password, user.passwordHash))) return undefined;
+    if (!(await verifyPassword(credentials.password, user.passwordHash))) return false;
     logins.add(user.name, credentials.password, user.passwordHash);
     return user;
   }

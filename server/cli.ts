@@ -2,6 +2,10 @@ import { Command, CommanderError } from 'commander';
 import { openStorage } from '../storage';
 import type { Storage } from '../storage/types';
 import { Config, ConfigError, ConfigOverrides, loadConfig } from './config';
+import { addCrmCommands } from './crm';
+import { addGroupCommands, addShareCommands } from './groups';
+import { addLdapCommands } from '../ldap/cli';
+import { DIRECTORY_USER } from '../ldap/sync';
 import { hashPassword } from './passwords';
 import { readPassword } from './prompt';
 import { startServer } from './serve';
@@ -54,9 +58,13 @@ export function buildProgram(): Command {
     });
   withCommonOptions(user.command('list').description('list users')).action(async (options: CommonOptions) => {
     await withStorage(options, async (storage) => {
+      const accounts = new Map((await storage.listDirectoryAccounts()).map((account) => [account.userId, account]));
       for (const entry of await storage.listUsers()) {
         const books = await storage.listBooks(entry.id);
-        console.log(`${entry.name}\t${books.length} address book${books.length === 1 ? '' : 's'}`);
+        const account = accounts.get(entry.id);
+        const kind =
+          entry.name === DIRECTORY_USER ? '\tsystem user, owns the company directory' : account ? `\tdirectory login${account.active ? '' : ', not in the directory'}` : '';
+        console.log(`${entry.name}\t${books.length} address book${books.length === 1 ? '' : 's'}${kind}`);
       }
     });
   });
@@ -72,12 +80,18 @@ export function buildProgram(): Command {
     .action(async (name: string, options: CommonOptions & { passwordStdin?: boolean }) => {
       await withStorage(options, async (storage) => {
         if (!(await storage.getUser(name))) throw new UserError(`user ${name} not found`);
+        if (name === DIRECTORY_USER) throw new UserError(`${name} is a system user and cannot log in`);
         const password = await passwordFor(name, Boolean(options.passwordStdin));
         if (password === '') throw new UserError('the password is empty');
         await storage.setPassword(name, await hashPassword(password));
         console.log(`changed the password of ${name}`);
       });
     });
+  const tools = { withCommonOptions, withStorage };
+  addGroupCommands(program, tools);
+  addShareCommands(program, tools);
+  addCrmCommands(program, tools);
+  addLdapCommands(program, tools);
   return program;
 }
 

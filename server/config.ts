@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { AuthConfig, DEFAULT_AUTH_CONFIG, DEFAULT_LDAP_CONFIG, LdapConfig, ldapConfigProblem } from '../ldap/config';
 
 export interface Config {
   host: string;
@@ -17,6 +18,9 @@ export interface Config {
   };
   storage: { synchronous: 'NORMAL' | 'FULL' };
   defaultBook: { slug: string; displayName: string };
+  /** The company directory mirrored as a shared read-only address book (see ldap/config.ts). */
+  ldap: LdapConfig;
+  auth: AuthConfig;
 }
 
 export const DEFAULT_CONFIG: Config = {
@@ -32,6 +36,8 @@ export const DEFAULT_CONFIG: Config = {
   },
   storage: { synchronous: 'NORMAL' },
   defaultBook: { slug: 'contacts', displayName: 'Contacts' },
+  ldap: DEFAULT_LDAP_CONFIG,
+  auth: DEFAULT_AUTH_CONFIG,
 };
 
 export class ConfigError extends Error {}
@@ -78,6 +84,8 @@ function validate(config: Config): Config {
     throw new ConfigError('storage.synchronous must be "NORMAL" or "FULL"');
   }
   if (Boolean(config.tls.cert) !== Boolean(config.tls.key)) throw new ConfigError('tls.cert and tls.key must be set together');
+  const ldapProblem = ldapConfigProblem(config.ldap, config.auth);
+  if (ldapProblem) throw new ConfigError(ldapProblem);
   return config;
 }
 

@@ -6,6 +6,7 @@ import { openStorage } from '../storage';
 import { createApp } from './app';
 import type { Config } from './config';
 import { databasePath } from './config';
+import { scheduleDirectorySync } from '../ldap/scheduler';
 
 /** Starts the HTTP or HTTPS server and stops it cleanly on SIGINT and SIGTERM. */
 export async function startServer(config: Config): Promise<void> {
@@ -14,7 +15,7 @@ export async function startServer(config: Config): Promise<void> {
     redact: ['req.headers.authorization'],
   });
   const storage = openStorage(config);
-  const app = createApp({ storage, logger, limits: config.limits, trustProxy: config.trustProxy });
+  const app = createApp({ storage, logger, limits: config.limits, trustProxy: config.trustProxy, config });
   const tls = config.tls.cert !== '' ? { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) } : undefined;
   const server = tls ? https.createServer(tls, app.callback()) : http.createServer(app.callback());
   server.keepAliveTimeout = 30_000;
@@ -28,6 +29,8 @@ export async function startServer(config: Config): Promise<void> {
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `${tls ? 'https' : 'http'}://${host}:${port}/`;
   logger.info({ url, database: databasePath(config) }, 'listening');
+  const directorySync =
+    config.ldap.url !== '' && config.ldap.syncIntervalSeconds > 0 ? scheduleDirectorySync(storage, config, logger) : undefined;
 
   let stopping = false;
   const stop = (signal: string) => {
@@ -35,7 +38,7 @@ export async function startServer(config: Config): Promise<void> {
     stopping = true;
     logger.info({ signal }, 'stopping');
     server.close(() => {
-      void storage.close().then(() => {
+      void Promise.resolve(directorySync?.stop()).then(() => storage.close()).then(() => {
         logger.info('stopped');
         logger.flush();
         process.exit(0);

@@ -1,10 +1,14 @@
 import type Database from 'better-sqlite3';
+import { CARD_INDEX_SCHEMA, rebuildCardIndex } from './cardindex';
+
+/** A migration step: SQL to run, or a function for a step that needs code (reading card bodies). */
+type Migration = string | ((db: Database.Database) => void);
 
 /**
  * Schema migrations, applied in order; `PRAGMA user_version` records how many
  * ran. Append new steps and never edit an applied one.
  */
-const MIGRATIONS: string[] = [
+const MIGRATIONS: Migration[] = [
   `
   CREATE TABLE users (
     id INTEGER PRIMARY KEY,
@@ -87,13 +91,30 @@ const MIGRATIONS: string[] = [
   );
   CREATE INDEX grants_by_grantee ON grants (grantee_kind, grantee_id);
   `,
+  `
+  -- Users created by a directory login, keyed by the directory entry's stable identifier (entryUUID by default),
+  -- so a user keeps one principal whichever login alias they use. active is 0 while the entry is missing from the directory.
+  CREATE TABLE directory_accounts (
+    user_id INTEGER PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    directory_id TEXT NOT NULL UNIQUE,
+    active INTEGER NOT NULL DEFAULT 1,
+    updated_at INTEGER NOT NULL
+  );
+  `,
+  // The query index with groups, parameters and folded values, filled from the stored cards.
+  (db) => {
+    db.exec(CARD_INDEX_SCHEMA);
+    rebuildCardIndex(db);
+  },
 ];
 
 export function migrate(db: Database.Database): void {
   const apply = db.transaction(() => {
     const version = db.pragma('user_version', { simple: true }) as number;
     for (let step = version; step < MIGRATIONS.length; step++) {
-      db.exec(MIGRATIONS[step]);
+      const migration = MIGRATIONS[step];
+      if (typeof migration === 'string') db.exec(migration);
+      else migration(db);
     }
     if (version < MIGRATIONS.length) db.pragma(`user_version = ${MIGRATIONS.length}`);
   });

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type {
+  CardFilter,
   Access,
   AddressBook,
   BookChanges,
@@ -18,7 +19,16 @@ import type {
   User,
   Grantee,
   VisibleBook,
+  BookGrant,
+  CardWrite,
+  Group,
+  GroupSource,
+  ApplyResult,
+  BookChangeSet,
+  DirectoryAccount,
 } from './types';
+import { CardIndexWriter } from './cardindex';
+import { cardFilterCondition, SqlValue } from './query';
 import { migrate } from './schema';
 
 type Row = Record<string, unknown>;
@@ -67,6 +77,19 @@ function toCard(row: Row): Card {
   return { ...toCardMeta(row), data: row.data as Buffer };
 }
 
+function toGroup(row: Row): Group {
+  return { id: row.id as number, name: row.name as string, source: row.source as GroupSource };
+}
+
+function toDirectoryAccount(row: Row): DirectoryAccount {
+  return {
+    userId: row.user_id as number,
+    userName: row.name as string,
+    directoryId: row.directory_id as string,
+    active: row.active === 1,
+  };
+}
+
 function etagMatches(current: string | undefined, tags: string[]): boolean {
   if (current === undefined) return false;
   return tags.some((tag) => tag === '*' || tag === current);
@@ -85,6 +108,7 @@ export interface SqliteOptions {
 export class SqliteStorage implements Storage {
   private readonly db: Database.Database;
   private readonly statements = new Map<string, Database.Statement>();
+  private readonly cardIndex: CardIndexWriter;
 
   constructor(file: string, options: SqliteOptions = {}) {
     if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
@@ -94,6 +118,7 @@ export class SqliteStorage implements Storage {
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 10000');
     migrate(this.db);
+    this.cardIndex = new CardIndexWriter(this.db);
   }
 
   private stmt(sql: string): Database.Statement {
@@ -139,7 +164,11 @@ export class SqliteStorage implements Storage {
   }
 
   async removeUser(name: string): Promise<boolean> {
-    return this.stmt('DELETE FROM users WHERE name = ?').run(name).changes > 0;
+    return this.write(() => {
+      // Grants name their grantee by id without a foreign key, and SQLite may reuse a freed id.
+      this.stmt("DELETE FROM grants WHERE grantee_kind = 'user' AND grantee_id = (SELECT id FROM users WHERE name = ?)").run(name);
+      return this.stmt('DELETE FROM users WHERE name = ?').run(name).changes > 0;
+    });
   }
 
   async createBook(ownerId: number, slug: string, displayName: string, description = ''): Promise<AddressBook | undefined> {
@@ -240,6 +269,88 @@ export class SqliteStorage implements Storage {
     return this.stmt('DELETE FROM grants WHERE book_id = ? AND grantee_kind = ? AND grantee_id = ?').run(bookId, grantee.kind, granteeId).changes > 0;
   }
 
+  async listGrants(bookId: number): Promise<BookGrant[]> {
+    const rows = this.stmt(
+      `SELECT g.grantee_kind, g.grantee_id, g.access, g.mount, coalesce(u.name, gr.name) AS grantee_name FROM grants g
+       LEFT JOIN users u ON g.grantee_kind = 'user' AND u.id = g.grantee_id
+       LEFT JOIN groups gr ON g.grantee_kind = 'group' AND gr.id = g.grantee_id
+       WHERE g.book_id = ? ORDER BY g.grantee_kind DESC, grantee_name`,
+    ).all(bookId) as Row[];
+    return rows.map((row) => {
+      const kind = row.grantee_kind as Grantee['kind'];
+      const grantee: Grantee = kind === 'everyone' ? { kind } : { kind, id: row.grantee_id as number };
+      return {
+        grantee,
+        granteeName: (row.grantee_name as string | null) ?? undefined,
+        access: row.access as 'read' | 'write',
+        mount: row.mount as string,
+      };
+    });
+  }
+
+  async createGroup(name: string, source: GroupSource = 'local'): Promise<Group | undefined> {
+    const row = this.stmt('INSERT INTO groups (name, source) VALUES (?, ?) ON CONFLICT (name) DO NOTHING RETURNING *').get(name, source) as
+      | Row
+      | undefined;
+    return row && toGroup(row);
+  }
+
+  async getGroup(name: string): Promise<Group | undefined> {
+    const row = this.stmt('SELECT * FROM groups WHERE name = ?').get(name) as Row | undefined;
+    return row && toGroup(row);
+  }
+
+  async listGroups(): Promise<Group[]> {
+    return (this.stmt('SELECT * FROM groups ORDER BY name').all() as Row[]).map(toGroup);
+  }
+
+  async removeGroup(name: string): Promise<boolean> {
+    return this.write(() => {
+      this.stmt("DELETE FROM grants WHERE grantee_kind = 'group' AND grantee_id = (SELECT id FROM groups WHERE name = ?)").run(name);
+      return this.stmt('DELETE FROM groups WHERE name = ?').run(name).changes > 0;
+    });
+  }
+
+  async addGroupMembers(groupId: number, userIds: number[]): Promise<number> {
+    return this.write(() => {
+      const insert = this.stmt('INSERT INTO group_members (group_id, user_id) VALUES (?, ?) ON CONFLICT DO NOTHING');
+      let added = 0;
+      for (const userId of userIds) added += insert.run(groupId, userId).changes;
+      return added;
+    });
+  }
+
+  async removeGroupMembers(groupId: number, userIds: number[]): Promise<number> {
+    return this.write(() => {
+      const remove = this.stmt('DELETE FROM group_members WHERE group_id = ? AND user_id = ?');
+      let removed = 0;
+      for (const userId of userIds) removed += remove.run(groupId, userId).changes;
+      return removed;
+    });
+  }
+
+  async setGroupMembers(groupId: number, userIds: number[]): Promise<void> {
+    this.write(() => {
+      this.stmt('DELETE FROM group_members WHERE group_id = ?').run(groupId);
+      const insert = this.stmt('INSERT INTO group_members (group_id, user_id) VALUES (?, ?) ON CONFLICT DO NOTHING');
+      for (const userId of userIds) insert.run(groupId, userId);
+    });
+  }
+
+  async listGroupMembers(groupId: number): Promise<User[]> {
+    const rows = this.stmt(
+      'SELECT u.* FROM group_members m JOIN users u ON u.id = m.user_id WHERE m.group_id = ? ORDER BY u.name',
+    ).all(groupId) as Row[];
+    return rows.map(toUser);
+  }
+
+  async listUserGroups(userId: number): Promise<Group[]> {
+    const rows = this.stmt(
+      'SELECT g.* FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.user_id = ? ORDER BY g.name',
+    ).all(userId) as Row[];
+    return rows.map(toGroup);
+  }
+
   async getCard(bookId: number, name: string): Promise<Card | undefined> {
     const row = this.stmt(`SELECT ${CARD_META_COLUMNS}, data FROM cards WHERE book_id = ? AND name = ?`).get(bookId, name) as
       | Row
@@ -281,8 +392,60 @@ export class SqliteStorage implements Storage {
     return rows.map(toCard);
   }
 
+  private queryStatement(bookId: number, filter: CardFilter, afterId: number, limit: number): { sql: string; params: SqlValue[] } {
+    const condition = cardFilterCondition(filter);
+    const columns = CARD_META_COLUMNS.split(', ').map((column) => `c.${column}`).join(', ');
+    return {
+      sql: `SELECT ${columns} FROM cards c WHERE c.book_id = ? AND c.id > ? AND (${condition.sql}) ORDER BY c.id LIMIT ?`,
+      params: [bookId, afterId, ...condition.params, limit],
+    };
+  }
+
+  async queryCards(bookId: number, filter: CardFilter, afterId: number, limit: number): Promise<CardMeta[]> {
+    const { sql, params } = this.queryStatement(bookId, filter, afterId, limit);
+    // Not cached: the text differs with the shape of each filter.
+    return (this.db.prepare(sql).all(...params) as Row[]).map(toCardMeta);
+  }
+
+  /** The EXPLAIN QUERY PLAN lines of queryCards for a filter, for tests that check which indexes it uses. */
+  explainQuery(bookId: number, filter: CardFilter): string[] {
+    const { sql, params } = this.queryStatement(bookId, filter, 0, 1000);
+    const rows = this.db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as Row[];
+    return rows.map((row) => row.detail as string);
+  }
+
   async countCards(bookId: number): Promise<number> {
     return (this.stmt('SELECT count(*) AS n FROM cards WHERE book_id = ?').get(bookId) as Row).n as number;
+  }
+
+  async findCardsByUid(bookIds: number[], uid: string): Promise<Card[]> {
+    const cards: Card[] = [];
+    for (let start = 0; start < bookIds.length; start += IN_BATCH) {
+      const batch = bookIds.slice(start, start + IN_BATCH);
+      const placeholders = batch.map(() => '?').join(',');
+      const rows = this.db
+        .prepare(`SELECT ${CARD_META_COLUMNS}, data FROM cards WHERE uid = ? AND book_id IN (${placeholders}) ORDER BY id`)
+        .all(uid, ...batch) as Row[];
+      for (const row of rows) cards.push(toCard(row));
+    }
+    return cards;
+  }
+
+  async listCardsWithProperty(name: string, value?: string, bookIds?: number[]): Promise<Card[]> {
+    const columns = CARD_META_COLUMNS.split(', ').map((column) => `c.${column}`).join(', ');
+    const valueClause = value === undefined ? '' : ' AND p.value = ?';
+    const valueArgs = value === undefined ? [] : [value];
+    const sql = (bookClause: string) =>
+      `SELECT ${columns}, c.data FROM cards c WHERE c.id IN (SELECT p.card_id FROM card_props p WHERE p.name = ?${valueClause})${bookClause} ORDER BY c.id`;
+    if (bookIds === undefined) return (this.db.prepare(sql('')).all(name, ...valueArgs) as Row[]).map(toCard);
+    const cards: Card[] = [];
+    for (let start = 0; start < bookIds.length; start += IN_BATCH) {
+      const batch = bookIds.slice(start, start + IN_BATCH);
+      const placeholders = batch.map(() => '?').join(',');
+      const rows = this.db.prepare(sql(` AND c.book_id IN (${placeholders})`)).all(name, ...valueArgs, ...batch) as Row[];
+      for (const row of rows) cards.push(toCard(row));
+    }
+    return cards;
   }
 
   private bumpSeq(bookId: number): number {
@@ -295,76 +458,173 @@ export class SqliteStorage implements Storage {
   }
 
   async putCard(bookId: number, input: CardInput, condition: PutCondition): Promise<PutResult> {
-    return this.write((): PutResult => {
-      if (!this.stmt('SELECT 1 FROM books WHERE id = ?').get(bookId)) return { kind: 'book-missing' };
-      const existing = this.stmt('SELECT id, etag FROM cards WHERE book_id = ? AND name = ?').get(bookId, input.name) as
-        | Row
-        | undefined;
-      const currentEtag = existing?.etag as string | undefined;
-      if (condition.ifMatch && !etagMatches(currentEtag, condition.ifMatch)) return { kind: 'precondition-failed' };
-      if (condition.ifNoneMatchAny && existing) return { kind: 'precondition-failed' };
-      if (condition.ifNoneMatch && etagMatches(currentEtag, condition.ifNoneMatch)) return { kind: 'precondition-failed' };
+    return this.write(() => this.putCardInTransaction(bookId, input, condition));
+  }
 
-      const sameUid = this.stmt('SELECT name FROM cards WHERE book_id = ? AND uid = ? AND name <> ?').get(
-        bookId,
+  async putCards(writes: CardWrite[]): Promise<{ committed: boolean; results: PutResult[] }> {
+    const results: PutResult[] = [];
+    const rollback = new Error('rollback');
+    try {
+      this.write(() => {
+        for (const write of writes) {
+          const result = this.putCardInTransaction(write.bookId, write.input, write.condition);
+          results.push(result);
+          if (result.kind !== 'created' && result.kind !== 'replaced') throw rollback;
+        }
+      });
+    } catch (error) {
+      if (error !== rollback) throw error;
+      return { committed: false, results };
+    }
+    return { committed: true, results };
+  }
+
+  private putCardInTransaction(bookId: number, input: CardInput, condition: PutCondition): PutResult {
+    if (!this.stmt('SELECT 1 FROM books WHERE id = ?').get(bookId)) return { kind: 'book-missing' };
+    const existing = this.stmt('SELECT id, etag FROM cards WHERE book_id = ? AND name = ?').get(bookId, input.name) as
+      | Row
+      | undefined;
+    const currentEtag = existing?.etag as string | undefined;
+    if (condition.ifMatch && !etagMatches(currentEtag, condition.ifMatch)) return { kind: 'precondition-failed' };
+    if (condition.ifNoneMatchAny && existing) return { kind: 'precondition-failed' };
+    if (condition.ifNoneMatch && etagMatches(currentEtag, condition.ifNoneMatch)) return { kind: 'precondition-failed' };
+
+    const sameUid = this.stmt('SELECT name FROM cards WHERE book_id = ? AND uid = ? AND name <> ?').get(
+      bookId,
+      input.uid,
+      input.name,
+    ) as Row | undefined;
+    if (sameUid) return { kind: 'uid-conflict', existingName: sameUid.name as string };
+
+    const seq = this.bumpSeq(bookId);
+    const now = Date.now();
+    let cardId: number;
+    if (existing) {
+      cardId = existing.id as number;
+      this.stmt('UPDATE cards SET uid = ?, etag = ?, size = ?, data = ?, modified_at = ?, seq = ? WHERE id = ?').run(
         input.uid,
-        input.name,
-      ) as Row | undefined;
-      if (sameUid) return { kind: 'uid-conflict', existingName: sameUid.name as string };
-
-      const seq = this.bumpSeq(bookId);
-      const now = Date.now();
-      let cardId: number;
-      if (existing) {
-        cardId = existing.id as number;
-        this.stmt('UPDATE cards SET uid = ?, etag = ?, size = ?, data = ?, modified_at = ?, seq = ? WHERE id = ?').run(
-          input.uid,
-          input.etag,
-          input.data.length,
-          input.data,
-          now,
-          seq,
-          cardId,
-        );
-        this.stmt('DELETE FROM card_props WHERE card_id = ?').run(cardId);
-      } else {
-        const inserted = this.stmt(
-          `INSERT INTO cards (book_id, name, uid, etag, size, data, modified_at, seq)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-        ).get(bookId, input.name, input.uid, input.etag, input.data.length, input.data, now, seq) as Row;
-        cardId = inserted.id as number;
-        this.stmt('DELETE FROM tombstones WHERE book_id = ? AND name = ?').run(bookId, input.name);
-      }
-      const insertProp = this.stmt('INSERT INTO card_props (card_id, name, value) VALUES (?, ?, ?)');
-      for (const prop of input.properties) insertProp.run(cardId, prop.name, prop.value);
-      const card: CardMeta = {
-        id: cardId,
-        bookId,
-        name: input.name,
-        uid: input.uid,
-        etag: input.etag,
-        size: input.data.length,
-        modifiedAt: now,
+        input.etag,
+        input.data.length,
+        input.data,
+        now,
         seq,
-      };
-      return { kind: existing ? 'replaced' : 'created', card };
-    });
+        cardId,
+      );
+      this.stmt('DELETE FROM card_props WHERE card_id = ?').run(cardId);
+    } else {
+      const inserted = this.stmt(
+        `INSERT INTO cards (book_id, name, uid, etag, size, data, modified_at, seq)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+      ).get(bookId, input.name, input.uid, input.etag, input.data.length, input.data, now, seq) as Row;
+      cardId = inserted.id as number;
+      this.stmt('DELETE FROM tombstones WHERE book_id = ? AND name = ?').run(bookId, input.name);
+    }
+    this.cardIndex.write(cardId, input.properties);
+    const card: CardMeta = {
+      id: cardId,
+      bookId,
+      name: input.name,
+      uid: input.uid,
+      etag: input.etag,
+      size: input.data.length,
+      modifiedAt: now,
+      seq,
+    };
+    return { kind: existing ? 'replaced' : 'created', card };
   }
 
   async deleteCard(bookId: number, name: string, ifMatch?: string[]): Promise<DeleteResult> {
-    return this.write((): DeleteResult => {
-      const existing = this.stmt('SELECT id, etag FROM cards WHERE book_id = ? AND name = ?').get(bookId, name) as
-        | Row
-        | undefined;
-      if (!existing) return ifMatch ? 'precondition-failed' : 'not-found';
-      if (ifMatch && !etagMatches(existing.etag as string, ifMatch)) return 'precondition-failed';
-      const seq = this.bumpSeq(bookId);
-      this.stmt('DELETE FROM cards WHERE id = ?').run(existing.id);
-      this.stmt(
-        'INSERT INTO tombstones (book_id, name, seq) VALUES (?, ?, ?) ON CONFLICT (book_id, name) DO UPDATE SET seq = excluded.seq',
-      ).run(bookId, name, seq);
-      return 'deleted';
+    return this.write(() => this.deleteCardInTransaction(bookId, name, ifMatch));
+  }
+
+  private deleteCardInTransaction(bookId: number, name: string, ifMatch?: string[]): DeleteResult {
+    const existing = this.stmt('SELECT id, etag FROM cards WHERE book_id = ? AND name = ?').get(bookId, name) as
+      | Row
+      | undefined;
+    if (!existing) return ifMatch ? 'precondition-failed' : 'not-found';
+    if (ifMatch && !etagMatches(existing.etag as string, ifMatch)) return 'precondition-failed';
+    const seq = this.bumpSeq(bookId);
+    this.stmt('DELETE FROM cards WHERE id = ?').run(existing.id);
+    this.stmt(
+      'INSERT INTO tombstones (book_id, name, seq) VALUES (?, ?, ?) ON CONFLICT (book_id, name) DO UPDATE SET seq = excluded.seq',
+    ).run(bookId, name, seq);
+    return 'deleted';
+  }
+
+  async applyBookChanges(bookId: number, changes: BookChangeSet): Promise<ApplyResult> {
+    const rollback = new Error('rollback');
+    let failure: ApplyResult | undefined;
+    try {
+      return this.write((): ApplyResult => {
+        const book = this.stmt('SELECT sync_seq FROM books WHERE id = ?').get(bookId) as Row | undefined;
+        if (!book) return { kind: 'book-missing' };
+        const currentSeq = book.sync_seq as number;
+        if (changes.expectedSeq !== undefined && changes.expectedSeq !== currentSeq) return { kind: 'seq-mismatch', seq: currentSeq };
+        let deleted = 0;
+        // Removals first, so a card whose name moved to a new UID does not clash with itself.
+        for (const name of changes.deletes) {
+          if (this.deleteCardInTransaction(bookId, name) === 'deleted') deleted++;
+        }
+        let created = 0;
+        let replaced = 0;
+        for (const input of changes.upserts) {
+          const result = this.putCardInTransaction(bookId, input, {});
+          if (result.kind === 'created') created++;
+          else if (result.kind === 'replaced') replaced++;
+          else {
+            failure =
+              result.kind === 'uid-conflict'
+                ? { kind: 'uid-conflict', name: input.name, existingName: result.existingName }
+                : { kind: 'book-missing' };
+            throw rollback;
+          }
+        }
+        if (changes.activeDirectoryIds) {
+          this.stmt(
+            `UPDATE directory_accounts SET active = (directory_id IN (SELECT value FROM json_each(?))), updated_at = ?
+             WHERE active <> (directory_id IN (SELECT value FROM json_each(?)))`,
+          ).run(JSON.stringify(changes.activeDirectoryIds), Date.now(), JSON.stringify(changes.activeDirectoryIds));
+        }
+        const seq = (this.stmt('SELECT sync_seq FROM books WHERE id = ?').get(bookId) as Row).sync_seq as number;
+        return { kind: 'applied', created, replaced, deleted, seq };
+      });
+    } catch (error) {
+      if (error === rollback && failure) return failure;
+      throw error;
+    }
+  }
+
+  async createDirectoryUser(name: string, directoryId: string): Promise<User> {
+    return this.write(() => {
+      const row = this.stmt('INSERT INTO users (name, password_hash, created_at) VALUES (?, NULL, ?) RETURNING *').get(name, Date.now()) as Row;
+      this.stmt('INSERT INTO directory_accounts (user_id, directory_id, active, updated_at) VALUES (?, ?, 1, ?)').run(
+        row.id,
+        directoryId,
+        Date.now(),
+      );
+      return toUser(row);
     });
+  }
+
+  async getDirectoryAccount(key: { directoryId: string } | { userId: number }): Promise<DirectoryAccount | undefined> {
+    const select = 'SELECT a.user_id, u.name, a.directory_id, a.active FROM directory_accounts a JOIN users u ON u.id = a.user_id';
+    const row = (
+      'userId' in key
+        ? this.stmt(`${select} WHERE a.user_id = ?`).get(key.userId)
+        : this.stmt(`${select} WHERE a.directory_id = ?`).get(key.directoryId)
+    ) as Row | undefined;
+    return row && toDirectoryAccount(row);
+  }
+
+  async setDirectoryAccountActive(userId: number, active: boolean): Promise<void> {
+    this.stmt('UPDATE directory_accounts SET active = ?, updated_at = ? WHERE user_id = ?').run(active ? 1 : 0, Date.now(), userId);
+  }
+
+  async listDirectoryAccounts(): Promise<DirectoryAccount[]> {
+    const rows = this.stmt(
+      'SELECT a.user_id, u.name, a.directory_id, a.active FROM directory_accounts a JOIN users u ON u.id = a.user_id ORDER BY u.name',
+    ).all() as Row[];
+    return rows.map(toDirectoryAccount);
   }
 
   async changesSince(bookId: number, sinceSeq: number, limit: number): Promise<ChangePage> {

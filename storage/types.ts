@@ -42,6 +42,24 @@ export interface VisibleBook {
   mount: string;
 }
 
+/** Where a group's membership comes from: made with the command line, or mirrored from an LDAP directory. */
+export type GroupSource = 'local' | 'ldap';
+
+export interface Group {
+  id: number;
+  name: string;
+  source: GroupSource;
+}
+
+/** A grant on one book, with the grantee's name resolved for display. */
+export interface BookGrant {
+  grantee: Grantee;
+  /** The user or group name; undefined for everyone. */
+  granteeName?: string;
+  access: 'read' | 'write';
+  mount: string;
+}
+
 /** A card without its body, as listings and sync reports need it. */
 export interface CardMeta {
   id: number;
@@ -60,12 +78,65 @@ export interface Card extends CardMeta {
   data: Buffer;
 }
 
-/** An indexed property value of a card, used by queries. */
+/** One parameter value of an indexed property; a parameter with several values gives one entry per value. */
+export interface IndexedParameter {
+  /** Upper-case parameter name, for example `TYPE`. */
+  name: string;
+  /** The value with RFC 6868 escapes removed. */
+  value: string;
+}
+
+/** A property of a card as the query index stores it (RFC 6352 section 10.5). */
 export interface IndexedProperty {
+  /** Upper-case group, for example `ITEM1` for `item1.EMAIL`; absent for an ungrouped property. */
+  group?: string;
   /** Upper-case property name without group, for example `EMAIL`. */
   name: string;
-  /** The value with escapes removed. */
-  value: string;
+  /**
+   * The value with text escapes removed; a structured value (N, ADR) keeps its
+   * `;` separators. Absent for properties whose values are not indexed (PHOTO,
+   * LOGO, SOUND, KEY).
+   */
+  value?: string;
+  params: IndexedParameter[];
+}
+
+export type Collation = 'i;unicode-casemap' | 'i;ascii-casemap' | 'i;octet';
+export type MatchType = 'equals' | 'contains' | 'starts-with' | 'ends-with';
+
+/** CARDDAV:text-match (RFC 6352 section 10.5.4). */
+export interface TextMatch {
+  text: string;
+  matchType: MatchType;
+  collation: Collation;
+  negate: boolean;
+}
+
+/** CARDDAV:param-filter (RFC 6352 section 10.5.2). */
+export interface ParamFilter {
+  /** Upper-case parameter name. */
+  name: string;
+  isNotDefined: boolean;
+  textMatch?: TextMatch;
+}
+
+/** CARDDAV:prop-filter (RFC 6352 section 10.5.1). */
+export interface PropFilter {
+  /** Upper-case group; when absent, properties in any group or none match. */
+  group?: string;
+  /** Upper-case property name. */
+  name: string;
+  /** The `test` attribute: true for allof, false for anyof. */
+  allOf: boolean;
+  isNotDefined: boolean;
+  textMatches: TextMatch[];
+  paramFilters: ParamFilter[];
+}
+
+/** CARDDAV:filter (RFC 6352 section 10.5); no prop-filters matches every card. */
+export interface CardFilter {
+  allOf: boolean;
+  propFilters: PropFilter[];
 }
 
 export interface CardInput {
@@ -105,7 +176,44 @@ export interface PutCondition {
   ifNoneMatch?: string[];
 }
 
+/** One card write of a batch that `putCards` applies in a single transaction. */
+export interface CardWrite {
+  bookId: number;
+  input: CardInput;
+  condition: PutCondition;
+}
+
 export type DeleteResult = 'deleted' | 'not-found' | 'precondition-failed';
+
+/** Card writes and removals for one book that `applyBookChanges` commits as a whole. */
+export interface BookChangeSet {
+  /** Cards to create or replace, matched by name. */
+  upserts: CardInput[];
+  /** Names of cards to remove; a name that does not exist is skipped. */
+  deletes: string[];
+  /** The book's sync sequence the changes were computed against; another value rejects the whole set. */
+  expectedSeq?: number;
+  /**
+   * Directory identifiers present in the directory. When given, directory
+   * accounts listed here become active and all others inactive, in the same transaction.
+   */
+  activeDirectoryIds?: string[];
+}
+
+export type ApplyResult =
+  | { kind: 'applied'; created: number; replaced: number; deleted: number; seq: number }
+  | { kind: 'seq-mismatch'; seq: number }
+  | { kind: 'uid-conflict'; name: string; existingName: string }
+  | { kind: 'book-missing' };
+
+/** The link between a Cardinal user and the directory entry that logs in as them. */
+export interface DirectoryAccount {
+  userId: number;
+  userName: string;
+  directoryId: string;
+  /** False from the first sync that no longer finds the entry until it is found or logs in again. */
+  active: boolean;
+}
 
 export interface ChangePage {
   changes: Change[];
@@ -139,6 +247,24 @@ export interface Storage {
   findVisibleBook(userId: number, mount: string): Promise<VisibleBook | undefined>;
   grant(bookId: number, grantee: Grantee, access: 'read' | 'write', mount: string): Promise<void>;
   revoke(bookId: number, grantee: Grantee): Promise<boolean>;
+  /** Every grant on a book, users and groups by name. */
+  listGrants(bookId: number): Promise<BookGrant[]>;
+
+  /** Creates a group; undefined when the name is taken. */
+  createGroup(name: string, source?: GroupSource): Promise<Group | undefined>;
+  getGroup(name: string): Promise<Group | undefined>;
+  listGroups(): Promise<Group[]>;
+  /** Removes a group with its memberships and the grants made to it. */
+  removeGroup(name: string): Promise<boolean>;
+  /** Adds users to a group; returns how many were not members before. */
+  addGroupMembers(groupId: number, userIds: number[]): Promise<number>;
+  /** Removes users from a group; returns how many were members. */
+  removeGroupMembers(groupId: number, userIds: number[]): Promise<number>;
+  /** Replaces a group's whole membership in one transaction, as a directory import needs. */
+  setGroupMembers(groupId: number, userIds: number[]): Promise<void>;
+  listGroupMembers(groupId: number): Promise<User[]>;
+  /** The groups a user belongs to, by name. */
+  listUserGroups(userId: number): Promise<Group[]>;
 
   getCard(bookId: number, name: string): Promise<Card | undefined>;
   getCardMeta(bookId: number, name: string): Promise<CardMeta | undefined>;
@@ -149,6 +275,21 @@ export interface Storage {
   /** One page of full cards ordered by id, starting after `afterId`. */
   listCards(bookId: number, afterId: number, limit: number): Promise<Card[]>;
   countCards(bookId: number): Promise<number>;
+  /**
+   * One page of metadata of the cards that match `filter`, ordered by id,
+   * starting after `afterId`, evaluated on the query index without reading
+   * card bodies. It rejects a filter with a text-match on a property whose
+   * values are not indexed (see `IndexedProperty.value`); callers evaluate
+   * such a filter on the cards themselves.
+   */
+  queryCards(bookId: number, filter: CardFilter, afterId: number, limit: number): Promise<CardMeta[]>;
+  /** Cards with this UID in any of the books, in one round trip. */
+  findCardsByUid(bookIds: number[], uid: string): Promise<Card[]>;
+  /**
+   * Cards that have an indexed property `name` (upper case), with exactly
+   * `value` when given, in the listed books or in every book when `bookIds` is undefined.
+   */
+  listCardsWithProperty(name: string, value?: string, bookIds?: number[]): Promise<Card[]>;
 
   /**
    * Writes a card, its change-log entry and the book's sequence bump in one
@@ -156,6 +297,24 @@ export interface Storage {
    */
   putCard(bookId: number, input: CardInput, condition: PutCondition): Promise<PutResult>;
   deleteCard(bookId: number, name: string, ifMatch?: string[]): Promise<DeleteResult>;
+  /**
+   * Writes several cards in one transaction: all of them, or none when one
+   * fails its condition or UID check. Then `committed` is false, the last
+   * result is the failed write, and the writes after it were not tried.
+   */
+  putCards(writes: CardWrite[]): Promise<{ committed: boolean; results: PutResult[] }>;
+  /**
+   * Applies a directory sync to one book in one transaction, through the
+   * same card writes and removals as putCard and deleteCard (index rows,
+   * tombstones, one sequence bump per card). Nothing is written unless every change applies.
+   */
+  applyBookChanges(bookId: number, changes: BookChangeSet): Promise<ApplyResult>;
+
+  /** Creates a user without a password together with its directory account, in one transaction. */
+  createDirectoryUser(name: string, directoryId: string): Promise<User>;
+  getDirectoryAccount(key: { directoryId: string } | { userId: number }): Promise<DirectoryAccount | undefined>;
+  setDirectoryAccountActive(userId: number, active: boolean): Promise<void>;
+  listDirectoryAccounts(): Promise<DirectoryAccount[]>;
 
   /**
    * Changes after `sinceSeq` in sequence order, at most `limit` of them. With

@@ -8,10 +8,10 @@ import {
   parseContentLine,
   serializeLines,
   splitLines,
-  splitStructured,
   unescapeText,
   unfoldBytes,
 } from './contentline';
+import { indexProperties } from './properties';
 
 /**
  * The one path every card takes before it is stored, whether it came from a
@@ -42,10 +42,6 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true });
 const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
 /** Characters XML 1.0 cannot carry (section 2.2); a card holding one could never be sent in a multistatus. */
 const XML_FORBIDDEN = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/;
-/** Properties whose values are binary or too large to be worth searching. */
-const UNINDEXED = new Set(['PHOTO', 'LOGO', 'SOUND', 'KEY', 'VERSION', 'BEGIN', 'END', 'PRODID']);
-/** Longest value kept in the query index, in characters. */
-const MAX_INDEXED_VALUE = 1024;
 
 export function computeEtag(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex').slice(0, 32);
@@ -89,13 +85,6 @@ function rewriteQuotedPrintable(parsed: ContentLine): string {
     .join('');
   const name = parsed.group ? `${parsed.group}.${parsed.name}` : parsed.name;
   return `${name}${params}:${decoded}`;
-}
-
-function indexValues(parsed: ContentLine): string[] {
-  if (parsed.name === 'N' || parsed.name === 'ADR') {
-    return [splitStructured(parsed.value).map(unescapeText).join(' ').replace(/\s+/g, ' ').trim()];
-  }
-  return [unescapeText(parsed.value)];
 }
 
 export function prepareCard(input: Buffer): PreparedCard | CardRejection {
@@ -184,13 +173,7 @@ export function prepareCard(input: Buffer): PreparedCard | CardRejection {
 
   if (repaired) data = serializeLines(lines);
 
-  const properties: IndexedProperty[] = [];
-  for (const line of parsed.slice(1, -1)) {
-    if (UNINDEXED.has(line.name)) continue;
-    for (const value of indexValues(line)) {
-      if (value !== '') properties.push({ name: line.name, value: value.slice(0, MAX_INDEXED_VALUE) });
-    }
-  }
+  const properties = indexProperties(parsed);
 
   return { ok: true, data, repaired, uid, version, etag: computeEtag(data), properties };
 }
