@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type Koa from 'koa';
 import type { Logger } from 'pino';
 import { DavError } from '../dav/errors';
@@ -6,6 +7,7 @@ import { DEFAULT_AUTH_CONFIG } from '../ldap/config';
 import { DirectoryError } from '../ldap/errors';
 import type { Storage, User } from '../storage/types';
 import type { Config } from './config';
+import { hashPassword, verifyPassword } from './passwords';
 
 /**
  * Counts failed logins per user name and per client address in a sliding
@@ -71,6 +73,12 @@ export class LoginLimiter {
 export class LoginGuard {
   private readonly limiter: LoginLimiter;
   private readonly directory?: DirectoryLogin;
+  private dummyHash?: Promise<string>;
+
+  private unknownUserHash(): Promise<string> {
+    this.dummyHash ??= hashPassword(randomBytes(16).toString('base64'));
+    return this.dummyHash;
+  }
 
   constructor(
     storage: Storage,
@@ -96,6 +104,10 @@ export class LoginGuard {
       throw new DavError(429, undefined, `too many failed logins for this user or from this address; try again in ${wait} seconds`);
     }
     let user = await local();
+    if (user === undefined && !this.directory) {
+      // Hash anyway, so an unknown user name takes as long as a wrong password and does not reveal which names exist.
+      await verifyPassword(password, await this.unknownUserHash());
+    }
     if (user === undefined && this.directory) {
       try {
         user = await this.directory.authenticate(name, password);
