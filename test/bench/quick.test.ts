@@ -1,0 +1,92 @@
+/**
+ * Runs the benchmark's quick mode against Cardinal alone, so that the benchmark keeps working
+ * as the server changes. It checks that the command finishes and prints a complete table. It
+ * asserts no timings, because test machines differ.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+
+import { METRICS } from '../../bench/report';
+import { repoRoot } from '../helpers/server';
+
+jest.setTimeout(300_000);
+
+const SCRIPT = path.join(repoRoot, 'dist', 'bench', 'run.js');
+const RUN_TIMEOUT_MS = 240_000;
+
+interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+function runBenchmark(args: string[]): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [SCRIPT, ...args], {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: RUN_TIMEOUT_MS,
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.once('error', reject);
+    child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
+
+/** Returns the cells of the table row whose first cell starts with `label`. */
+function rowCells(table: string, label: string): string[] | undefined {
+  const line = table.split('\n').find((row) => row.startsWith(`| ${label} (`));
+  return line?.split('|').slice(1, -1).map((cell) => cell.trim());
+}
+
+describe('benchmark quick mode', () => {
+  let result: RunResult;
+
+  beforeAll(async () => {
+    if (!existsSync(SCRIPT)) throw new Error(`${SCRIPT} is missing; run npm run build first`);
+    result = await runBenchmark(['--quick', '--servers', 'cardinal']);
+  });
+
+  test('exits with status 0', () => {
+    expect({ code: result.code, signal: result.signal, stderr: result.code === 0 ? '' : result.stderr }).toEqual({
+      code: 0,
+      signal: null,
+      stderr: '',
+    });
+  });
+
+  test('prints progress lines', () => {
+    expect(result.stderr).toContain('N=200 cardinal: starting');
+    expect(result.stderr).toContain('N=200 cardinal: bulk PUT, run 1/1');
+  });
+
+  test('prints record header', () => {
+    expect(result.stdout).toMatch(/^- Command: node dist\/bench\/run\.js --quick --servers cardinal$/m);
+    expect(result.stdout).toMatch(/^- Commit: \S+/m);
+    expect(result.stdout).toMatch(/^- Machine: .+ cores/m);
+  });
+
+  test('prints table for N = 200', () => {
+    expect(result.stdout).toContain('### N = 200');
+    expect(result.stdout).toContain('| measurement (median) | cardinal |');
+  });
+
+  test('every measurement has a value', () => {
+    for (const [id, info] of Object.entries(METRICS)) {
+      const label = id === 'multiget' ? 'addressbook-multiget, all hrefs' : info.label;
+      const cells = rowCells(result.stdout, label);
+      expect({ label, cells }).toEqual({ label, cells: [expect.stringContaining(label), expect.any(String)] });
+      const value = cells?.[1] ?? '';
+      expect({ label, value }).toEqual({ label, value: expect.not.stringMatching(/skipped|not run|no value|failed/) });
+    }
+  });
+
+  test('prints targets section', () => {
+    expect(result.stdout).toContain('#### Targets');
+  });
+});
