@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { openStorage } from '../storage';
 import type { Storage } from '../storage/types';
 import { Config, ConfigError, ConfigOverrides, loadConfig } from './config';
+import { addBookCommands } from './books';
 import { addCrmCommands } from './crm';
 import { addGroupCommands, addShareCommands } from './groups';
 import { addLdapCommands } from '../ldap/cli';
@@ -88,6 +89,7 @@ export function buildProgram(): Command {
       });
     });
   const tools = { withCommonOptions, withStorage };
+  addBookCommands(program, tools);
   addGroupCommands(program, tools);
   addShareCommands(program, tools);
   addCrmCommands(program, tools);

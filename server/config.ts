@@ -70,7 +70,12 @@ export interface ConfigOverrides {
   data?: string;
 }
 
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
 function validate(config: Config): Config {
+  if (!LOG_LEVELS.includes(config.logLevel)) {
+    throw new ConfigError(`invalid logLevel: ${config.logLevel}; use one of ${LOG_LEVELS.join(', ')}`);
+  }
   if (!Number.isInteger(config.port) || config.port < 0 || config.port > 65535) {
     throw new ConfigError(`invalid port: ${config.port}; use a number from 0 to 65535`);
   }

@@ -5,7 +5,7 @@ import pino from 'pino';
 import { openStorage } from '../storage';
 import { createApp } from './app';
 import type { Config } from './config';
-import { databasePath } from './config';
+import { ConfigError, databasePath } from './config';
 import { scheduleDirectorySync } from '../ldap/scheduler';
 
 /** Starts the HTTP or HTTPS server and stops it cleanly on SIGINT and SIGTERM. */
@@ -21,7 +21,15 @@ export async function startServer(config: Config): Promise<void> {
   server.keepAliveTimeout = 30_000;
 
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      const reasons: Record<string, string> = {
+        EADDRINUSE: 'the address is already in use; stop the other server or choose another --port',
+        EACCES: 'permission denied; ports below 1024 need privileges, so choose another --port',
+        EADDRNOTAVAIL: 'the address does not belong to this machine; check --host',
+      };
+      const reason = error.code ? reasons[error.code] : undefined;
+      reject(reason ? new ConfigError(`cannot listen on ${config.host}:${config.port}: ${reason}`) : error);
+    });
     server.listen(config.port, config.host, () => resolve());
   });
   const address = server.address();

@@ -160,3 +160,63 @@ describe('cardinal serve', () => {
     }
   });
 });
+
+describe('cardinal book', () => {
+  let dataDir: string;
+  beforeEach(() => {
+    dataDir = tempDir();
+  });
+  afterEach(() => rmSync(dataDir, { recursive: true, force: true }));
+
+  test('add, list and remove', async () => {
+    expect((await runCli(['user', 'add', 'alice', '--password-stdin', '--data', dataDir], 'pw\n')).code).toBe(0);
+    const added = await runCli(['book', 'add', 'alice', 'customers', '--name', 'Customers', '--data', dataDir]);
+    expect(added.stderr).toBe('');
+    expect(added.code).toBe(0);
+    const listed = await runCli(['book', 'list', 'alice', '--data', dataDir]);
+    expect(listed.stdout).toContain('alice/customers\t0 cards\tCustomers');
+    expect(listed.stdout).toContain('alice/contacts\t0 cards\tContacts');
+    const again = await runCli(['book', 'add', 'alice', 'customers', '--data', dataDir]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('already exists');
+    expect((await runCli(['book', 'remove', 'alice', 'customers', '--data', dataDir])).code).toBe(0);
+    const after = await runCli(['book', 'list', 'alice', '--data', dataDir]);
+    expect(after.stdout).not.toContain('customers');
+  });
+
+  test('add rejects a bad slug and owner', async () => {
+    expect((await runCli(['user', 'add', 'alice', '--password-stdin', '--data', dataDir], 'pw\n')).code).toBe(0);
+    const badSlug = await runCli(['book', 'add', 'alice', '../x', '--data', dataDir]);
+    expect(badSlug.code).toBe(1);
+    expect(badSlug.stderr).toContain('invalid address book name');
+    const noOwner = await runCli(['book', 'add', 'nobody', 'x', '--data', dataDir]);
+    expect(noOwner.code).toBe(1);
+    expect(noOwner.stderr).toContain('user nobody not found');
+  });
+});
+
+describe('cardinal serve errors', () => {
+  test('port in use gives a clear message', async () => {
+    const server = await startServer();
+    try {
+      const second = await runCli(['serve', '--data', server.dataDir, '--port', String(server.port)]);
+      expect(second.code).toBe(1);
+      expect(second.stderr).toContain('the address is already in use');
+    } finally {
+      await server.stop();
+    }
+  });
+
+  test('invalid log level is a config error', async () => {
+    const dir = tempDir();
+    try {
+      const configFile = join(dir, 'config.json');
+      writeFileSync(configFile, JSON.stringify({ logLevel: 'loud' }));
+      const result = await runCli(['serve', '--config', configFile, '--data', dir]);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain('invalid logLevel: loud');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
