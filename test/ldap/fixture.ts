@@ -1,5 +1,5 @@
 /** Shared setup for the LDAP tests: configuration files, a quiet logger and sync-collection requests. */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
@@ -8,9 +8,15 @@ import { BASE_DN, SERVICE, type Slapd } from '../helpers/slapd';
 
 export const logger = pino({ level: process.env.CARDINAL_TEST_LOG ?? 'silent' });
 
+const configDirs: string[] = [];
+process.once('exit', () => {
+  for (const dir of configDirs) rmSync(dir, { recursive: true, force: true });
+});
+
 /** Writes a configuration file pointing at `slapd`, with `ldap` and `auth` keys merged over test defaults. */
 export function writeConfig(slapd: Slapd, overrides: { ldap?: Record<string, unknown>; auth?: Record<string, unknown>; extra?: Record<string, unknown> } = {}): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'cardinal-ldap-config-'));
+  configDirs.push(dir);
   const file = path.join(dir, 'config.json');
   const config = {
     ...overrides.extra,
