@@ -202,6 +202,7 @@ describe('login rate limit', () => {
     app = await startTestApp({}, config);
     await app.addUser('alice');
     await app.addUser('bob');
+    await app.addUser('carol');
   });
 
   afterAll(async () => {
@@ -231,9 +232,15 @@ describe('login rate limit', () => {
 
   test('client address blocked after failures', async () => {
     // Three failures for alice and three for the directory user already count against 127.0.0.1.
-    const blocked = await attempt('bob', 'bob-password');
+    // carol has not logged in yet, so her password needs a fresh check, which the address limit blocks.
+    const blocked = await attempt('carol', 'carol-password');
 
     expect(blocked.status).toBe(429);
+  });
+
+  test('recent login passes the address limit', async () => {
+    // bob logged in above, so his cached credentials keep working behind the blocked address.
+    expect((await attempt('bob', 'bob-password')).status).toBe(207);
   });
 });
 
