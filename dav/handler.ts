@@ -51,16 +51,19 @@ export async function dispatch(dc: DavContext): Promise<void> {
     dc.ctx.body = '';
     return;
   }
-  const handler = HANDLERS[method];
-  if (!handler) {
-    dc.ctx.set('Allow', allowedMethods(resource).join(', '));
-    throw new DavError(405, undefined, `${method} is not supported on this resource`);
+  try {
+    const handler = HANDLERS[method];
+    if (!handler) throw new DavError(405, undefined, `${method} is not supported on this resource`);
+    if (resource.kind === 'new-book' && method === 'PUT') {
+      throw new DavError(409, undefined, 'cards are stored inside an address book; create the address book first');
+    }
+    checkAccess(resource, method);
+    await handler(dc);
+  } catch (error) {
+    // Every 405 names the methods the resource does support (RFC 9110 section 15.5.6).
+    if (error instanceof DavError && error.status === 405) dc.ctx.set('Allow', allowedMethods(resource).join(', '));
+    throw error;
   }
-  if (resource.kind === 'new-book' && method === 'PUT') {
-    throw new DavError(409, undefined, 'cards are stored inside an address book; create the address book first');
-  }
-  checkAccess(resource, method);
-  await handler(dc);
 }
 
 const WRITE_METHODS = new Set(['PUT', 'DELETE', 'PROPPATCH', 'MKCOL']);

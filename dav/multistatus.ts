@@ -24,9 +24,16 @@ export interface PropStat {
   error?: string;
 }
 
+/**
+ * Builds a DAV:response from its propstats, leaving out empty ones. When
+ * every propstat is empty (a PROPFIND with an empty DAV:prop), the response
+ * gets one 200 propstat with an empty DAV:prop, because a response needs a
+ * propstat or a status (RFC 4918 section 14.24).
+ */
 export function responseXml(href: string, propstats: PropStat[]): string {
-  const parts = propstats
-    .filter((propstat) => propstat.properties.length > 0)
+  let filled = propstats.filter((propstat) => propstat.properties.length > 0);
+  if (filled.length === 0) filled = [{ status: 200, properties: [] }];
+  const parts = filled
     // The 200 propstat goes first because Thunderbird reads only the first status.
     // Array sort is stable, so the other propstats keep their order.
     .sort((a, b) => Number(a.status !== 200) - Number(b.status !== 200))
@@ -65,6 +72,27 @@ export function sendMultistatus(ctx: Koa.Context, responses: AsyncIterable<strin
   ctx.status = 207;
   ctx.type = 'application/xml; charset=utf-8';
   ctx.body = Readable.from(body(), { objectMode: false });
+}
+
+/**
+ * Reads the first response before anything is sent, so the storage read
+ * behind it runs while a failure can still become a DAV:error response
+ * instead of a 207 cut off in the middle. Returns the same responses, the
+ * first one included, and closes the source when the consumer stops early.
+ */
+export async function prefetchFirst(responses: AsyncIterable<string>): Promise<AsyncIterable<string>> {
+  const iterator = responses[Symbol.asyncIterator]();
+  const first = await iterator.next();
+  const rest: AsyncIterable<string> = { [Symbol.asyncIterator]: () => iterator };
+  return (async function* () {
+    try {
+      if (first.done) return;
+      yield first.value;
+      yield* rest;
+    } finally {
+      await iterator.return?.();
+    }
+  })();
 }
 
 export { tag };

@@ -3,7 +3,7 @@ import { readXmlBody } from './body';
 import { bookAcl } from './acl';
 import type { DavContext } from './context';
 import { DavError } from './errors';
-import { PropStat, responseXml, sendMultistatus } from './multistatus';
+import { prefetchFirst, PropStat, responseXml, sendMultistatus } from './multistatus';
 import { allpropNames, cardProperty, collectionProperty, P, PropertyContext, propertyNames } from './props';
 import { bookHref, encodeSegment, homeHref, HOMES, principalHref, PRINCIPALS, Resource } from './resource';
 import { child, clark, is, NS, XmlElement } from './xml';
@@ -148,19 +148,20 @@ export async function handlePropfind(dc: DavContext): Promise<void> {
   const storage = dc.storage;
 
   async function* responses(): AsyncGenerator<string> {
+    const book = depth === 1 && resource.kind === 'book' ? resource : undefined;
+    // The first page is read before the first response, so prefetchFirst runs it before the 207 starts.
+    let page = book ? await storage.listCardMeta(book.book.id, 0, LISTING_PAGE) : [];
     yield self;
     yield* childResponses;
-    if (depth === 0 || resource.kind !== 'book') return;
-    context.access = resource.access;
-    let afterId = 0;
+    if (!book) return;
+    context.access = book.access;
     for (;;) {
-      const page = await storage.listCardMeta(resource.book.id, afterId, LISTING_PAGE);
       for (const card of page) {
-        yield cardResponse(context, resource.owner, resource.href + encodeSegment(card.name), card, request, minimal);
+        yield cardResponse(context, book.owner, book.href + encodeSegment(card.name), card, request, minimal);
       }
       if (page.length < LISTING_PAGE) return;
-      afterId = page[page.length - 1].id;
+      page = await storage.listCardMeta(book.book.id, page[page.length - 1].id, LISTING_PAGE);
     }
   }
-  sendMultistatus(dc.ctx, responses());
+  sendMultistatus(dc.ctx, await prefetchFirst(responses()));
 }

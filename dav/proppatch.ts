@@ -3,17 +3,21 @@ import type { DavContext } from './context';
 import { DavError } from './errors';
 import { PropStat, responseXml, sendMultistatus } from './multistatus';
 import { P, PROTECTED } from './props';
-import { childrenNamed, clark, escapeXml, is, NS, tag, XmlElement } from './xml';
+import { childrenNamed, clark, is, NS, serializeNodes, tag, XmlElement } from './xml';
 
 /** Longest display name or description accepted, in characters. */
 const MAX_TEXT = 4096;
 /** Most dead properties one address book may carry. */
 const MAX_DEAD_PROPERTIES = 64;
 
-/** Serializes an element's content back to XML, declaring each namespace locally. */
+/**
+ * Serializes a dead property's value back to XML: its child elements with
+ * their attributes, and text, in document order (RFC 4918 section 4.4).
+ * Each namespace is declared locally.
+ */
 export function serializeContent(element: XmlElement): string {
-  if (element.children.length === 0) return escapeXml(element.text);
-  return element.children.map((c) => tag(clark(c.ns, c.local), serializeContent(c))).join('');
+  // NOTE: only the content is stored, so attributes of the property element itself (such as xml:lang) are lost.
+  return serializeNodes(element.nodes);
 }
 
 interface Operation {

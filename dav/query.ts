@@ -4,7 +4,7 @@ import { cardMatches } from '../vcard/match';
 import { filterNeedsCardBodies, readCardProperties } from '../vcard/properties';
 import type { DavContext } from './context';
 import { DavError } from './errors';
-import { sendMultistatus, statusResponseXml } from './multistatus';
+import { prefetchFirst, sendMultistatus, statusResponseXml } from './multistatus';
 import { wantsMinimal } from './propfind';
 import { reportResponse, ReportProps } from './report';
 import { encodeSegment, Resource } from './resource';
@@ -16,6 +16,20 @@ type BookResource = Extract<Resource, { kind: 'book' }>;
 const QUERY_PAGE = 500;
 /** Cards read per round trip when a filter must be evaluated on card bodies. */
 const SCAN_PAGE = 200;
+
+/**
+ * Filter sizes accepted. The SQL condition a filter becomes must stay within
+ * SQLite's expression depth and bound-parameter limits (100 x 100 tests
+ * exceeds the 32,766 parameters), and SQLite plans it while the event loop
+ * waits. Measured with storage.queryCards on an empty book (better-sqlite3 12,
+ * AMD EPYC virtual machine): 100 prop-filters of 10 tests each took up to
+ * 0.4 s, of 2 tests each up to 0.12 s.
+ */
+export const MAX_PROP_FILTERS = 100;
+/** text-match and param-filter elements accepted in one prop-filter. */
+export const MAX_TESTS_PER_PROP_FILTER = 100;
+/** text-match and param-filter elements accepted in one filter, across its prop-filters. */
+export const MAX_FILTER_TESTS = 200;
 
 const MATCH_TYPES = new Set<string>(['equals', 'contains', 'starts-with', 'ends-with']);
 const PROPERTY_NAME = /^[A-Za-z0-9-]+$/;
@@ -74,6 +88,9 @@ function parsePropertyName(raw: string): { group?: string; name: string } {
 }
 
 function parsePropFilter(element: XmlElement): PropFilter {
+  if (element.children.length > MAX_TESTS_PER_PROP_FILTER) {
+    throw unsupportedFilter(`a prop-filter may hold at most ${MAX_TESTS_PER_PROP_FILTER} text-match and param-filter elements`);
+  }
   const propFilter: PropFilter = {
     ...parsePropertyName(element.attrs.name ?? ''),
     allOf: parseTest(element),
@@ -97,6 +114,11 @@ function parsePropFilter(element: XmlElement): PropFilter {
 /** Reads CARDDAV:filter (RFC 6352 section 10.5); a missing filter matches every card. */
 export function parseFilter(element: XmlElement | undefined): CardFilter {
   if (!element) return { allOf: false, propFilters: [] };
+  if (element.children.length > MAX_PROP_FILTERS) throw unsupportedFilter(`a filter may hold at most ${MAX_PROP_FILTERS} prop-filter elements`);
+  const testCount = element.children.reduce((sum, propFilter) => sum + propFilter.children.length, 0);
+  if (testCount > MAX_FILTER_TESTS) {
+    throw unsupportedFilter(`a filter may hold at most ${MAX_FILTER_TESTS} text-match and param-filter elements across its prop-filters`);
+  }
   const propFilters = element.children.map((filterChild) => {
     if (filterChild.ns !== NS.CARDDAV || filterChild.local !== 'prop-filter') {
       throw unsupportedFilter(`filter element ${filterChild.local} is not supported; use CARDDAV:prop-filter`);
@@ -169,5 +191,5 @@ export async function runQuery(dc: DavContext, resource: BookResource, root: Xml
       yield reportResponse(dc, resource, resource.href + encodeSegment(card.name), card, props, minimal);
     }
   }
-  sendMultistatus(dc.ctx, responses());
+  sendMultistatus(dc.ctx, await prefetchFirst(responses()));
 }

@@ -3,7 +3,7 @@ import { AddressDataProp, AddressDataRequest, renderAddressData } from '../vcard
 import { readXmlBody } from './body';
 import type { DavContext } from './context';
 import { DavError } from './errors';
-import { PropStat, responseXml, sendMultistatus, statusResponseXml } from './multistatus';
+import { prefetchFirst, PropStat, responseXml, sendMultistatus, statusResponseXml } from './multistatus';
 import { cardResponse, PropRequest, propNames, wantsMinimal } from './propfind';
 import { cardProperty, P, parseSyncToken, syncToken } from './props';
 import { decodePath, encodeSegment, Resource } from './resource';
@@ -139,7 +139,7 @@ async function multiget(dc: DavContext, resource: BookResource, root: XmlElement
       }
     }
   }
-  sendMultistatus(dc.ctx, responses());
+  sendMultistatus(dc.ctx, await prefetchFirst(responses()));
 }
 
 function parseLimit(root: XmlElement, ns: string): number | undefined {
@@ -194,7 +194,7 @@ async function syncCollection(dc: DavContext, resource: BookResource, root: XmlE
     }
     finalSeq = seq;
   }
-  sendMultistatus(dc.ctx, responses(), () => tag(P.syncToken, escapeXml(syncToken({ ...book, syncSeq: finalSeq }))));
+  sendMultistatus(dc.ctx, await prefetchFirst(responses()), () => tag(P.syncToken, escapeXml(syncToken({ ...book, syncSeq: finalSeq }))));
 }
 
 export async function handleReport(dc: DavContext): Promise<void> {

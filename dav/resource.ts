@@ -45,6 +45,23 @@ export function decodePath(path: string): string[] {
   }
 }
 
+/** Control characters (Unicode category Cc: U+0000 to U+001F, U+007F to U+009F). */
+const CONTROL = /\p{Cc}/u;
+
+/**
+ * Rejects a decoded user, book or card segment that cannot be stored and
+ * addressed as one path segment. Clients resolve a dot segment against the
+ * parent (RFC 3986 section 5.2.4), a slash (sent as %2F) would split the
+ * name, and control characters are rejected too.
+ */
+function checkSegment(segment: string, what: string): void {
+  let problem: string | undefined;
+  if (segment === '.' || segment === '..') problem = 'is a dot segment';
+  else if (segment.includes('/')) problem = 'contains a slash (%2F)';
+  else if (CONTROL.test(segment)) problem = 'contains a control character';
+  if (problem) throw new DavError(400, undefined, `the ${what} name ${JSON.stringify(segment)} ${problem}; choose another name`);
+}
+
 function notFound(): DavError {
   return new DavError(404, undefined, 'no resource exists at this URL');
 }
@@ -65,6 +82,7 @@ export async function resolveResource(storage: Storage, user: User, path: string
   if (ownerName === undefined) {
     return area === 'principals' ? { kind: 'principals', href: PRINCIPALS } : { kind: 'homes', href: HOMES };
   }
+  checkSegment(ownerName, 'user');
   if (ownerName !== user.name) throw notFound();
   const owner = user;
   if (area === 'principals') {
@@ -72,6 +90,7 @@ export async function resolveResource(storage: Storage, user: User, path: string
     return { kind: 'principal', href: asCollection, owner };
   }
   if (slug === undefined) return { kind: 'home', href: asCollection, owner };
+  checkSegment(slug, 'address book');
   // A shared book appears in the viewer's home; its owner stays the user who made it.
   const visible = await storage.findVisibleBook(owner.id, slug);
   if (name === undefined) {
@@ -86,5 +105,7 @@ export async function resolveResource(storage: Storage, user: User, path: string
     throw new DavError(method === 'PUT' ? 409 : 404, undefined, 'the address book does not exist');
   }
   const exists = (await storage.getCardMeta(book.id, name)) !== undefined;
+  // A card stored under such a name before this check existed stays readable and deletable.
+  if (!exists) checkSegment(name, 'card');
   return { kind: 'card', href: path, owner: visible.owner, book, access: visible.access, name, exists };
 }

@@ -22,21 +22,36 @@ export const XMLNS_DECLARATIONS = Object.entries(PREFIXES)
 export interface XmlElement {
   ns: string;
   local: string;
+  /** Attribute values by name: `{namespace}local` for a namespaced attribute, the plain local name otherwise. */
   attrs: Record<string, string>;
+  /** Child elements in document order. */
   children: XmlElement[];
+  /** Text directly inside this element, with all its text nodes joined. */
   text: string;
+  /** Child elements and text nodes in document order, for content that must be kept as sent (dead properties). */
+  nodes: XmlNode[];
 }
+
+/** An entry of XmlElement.nodes: a string for a text node, the element itself for a child element. */
+export type XmlNode = string | XmlElement;
 
 export class XmlError extends Error {}
 
 /** Nesting deeper than this is no DAV request body. */
 const MAX_DEPTH = 64;
+/**
+ * Elements accepted in one body. A multiget of 100,000 hrefs has about
+ * 200,000, and the cap stops a body of millions of empty elements early
+ * instead of building the whole tree.
+ */
+export const MAX_ELEMENTS = 1_000_000;
 
 /** Parses a request body with namespaces resolved. DOCTYPE declarations are refused outright, so no entity is ever expanded. */
 export function parseXml(body: string): XmlElement {
   const parser = new SaxesParser({ xmlns: true });
   const stack: XmlElement[] = [];
   let root: XmlElement | undefined;
+  let elementCount = 0;
   parser.on('doctype', () => {
     throw new XmlError('DOCTYPE declarations are not allowed');
   });
@@ -47,16 +62,24 @@ export function parseXml(body: string): XmlElement {
       if (attr.prefix === 'xmlns' || attr.name === 'xmlns') continue;
       attrs[attr.uri ? `{${attr.uri}}${attr.local}` : attr.local] = attr.value;
     }
-    const element: XmlElement = { ns: tag.uri ?? '', local: tag.local ?? tag.name, attrs, children: [], text: '' };
+    if (++elementCount > MAX_ELEMENTS) throw new XmlError(`the XML body has more than ${MAX_ELEMENTS} elements`);
+    const element: XmlElement = { ns: tag.uri ?? '', local: tag.local ?? tag.name, attrs, children: [], text: '', nodes: [] };
     const parent = stack[stack.length - 1];
-    if (parent) parent.children.push(element);
-    else root = element;
+    if (parent) {
+      parent.children.push(element);
+      parent.nodes.push(element);
+    } else root = element;
     stack.push(element);
     if (stack.length > MAX_DEPTH) throw new XmlError('the XML body is nested too deeply');
   });
   const onText = (text: string) => {
     const current = stack[stack.length - 1];
-    if (current) current.text += text;
+    if (!current) return;
+    current.text += text;
+    // Adjacent text and CDATA sections form one text node.
+    const last = current.nodes.length - 1;
+    if (last >= 0 && typeof current.nodes[last] === 'string') current.nodes[last] += text;
+    else current.nodes.push(text);
   };
   parser.on('text', onText);
   parser.on('cdata', onText);
@@ -90,8 +113,9 @@ export function clark(ns: string, local: string): string {
   return `{${ns}}${local}`;
 }
 
+/** Splits a Clark name at its last `}`, because a namespace URI may contain `}` but an XML local name cannot. */
 export function splitClark(name: string): { ns: string; local: string } {
-  const end = name.indexOf('}');
+  const end = name.lastIndexOf('}');
   return { ns: name.slice(1, end), local: name.slice(end + 1) };
 }
 
@@ -127,6 +151,57 @@ export function tag(name: string, content?: string): string {
   }
   const decl = ns === '' ? 'xmlns=""' : `xmlns="${escapeAttribute(ns)}"`;
   return content === undefined || content === '' ? `<${local} ${decl}/>` : `<${local} ${decl}>${content}</${local}>`;
+}
+
+/** The namespace the `xml` prefix is bound to; no other prefix may be declared for it (Namespaces in XML 1.0 section 3). */
+const XML_NAMESPACE = 'http://www.w3.org/XML/1998/namespace';
+
+/** Builds the attributes of an element, declaring a local prefix for each namespaced attribute. */
+function attributesXml(attrs: Record<string, string>): string {
+  let declarations = '';
+  let attributes = '';
+  const prefixes = new Map<string, string>();
+  for (const [name, value] of Object.entries(attrs)) {
+    if (!name.startsWith('{')) {
+      attributes += ` ${name}="${escapeAttribute(value)}"`;
+      continue;
+    }
+    const { ns, local } = splitClark(name);
+    let prefix = ns === XML_NAMESPACE ? 'xml' : prefixes.get(ns);
+    if (prefix === undefined) {
+      prefix = `a${prefixes.size}`;
+      prefixes.set(ns, prefix);
+      declarations += ` xmlns:${prefix}="${escapeAttribute(ns)}"`;
+    }
+    attributes += ` ${prefix}:${local}="${escapeAttribute(value)}"`;
+  }
+  return declarations + attributes;
+}
+
+/**
+ * Serializes an element with its namespace, attributes and content in
+ * document order, declaring namespaces locally so the result can be placed
+ * inside any other document.
+ */
+export function serializeElement(element: XmlElement): string {
+  const content = serializeNodes(element.nodes);
+  const prefix = PREFIXES[element.ns];
+  let qname: string;
+  let declaration: string;
+  if (prefix) {
+    qname = `${prefix}:${element.local}`;
+    declaration = '';
+  } else {
+    qname = element.local;
+    declaration = ` xmlns="${escapeAttribute(element.ns)}"`;
+  }
+  const start = `${qname}${declaration}${attributesXml(element.attrs)}`;
+  return content === '' ? `<${start}/>` : `<${start}>${content}</${qname}>`;
+}
+
+/** Serializes text and element nodes in order, escaping the text. */
+export function serializeNodes(nodes: XmlNode[]): string {
+  return nodes.map((node) => (typeof node === 'string' ? escapeXml(node) : serializeElement(node))).join('');
 }
 
 export const XML_HEADER = '<?xml version="1.0" encoding="utf-8"?>\n';

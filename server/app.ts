@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { STATUS_CODES, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import Koa from 'koa';
 import type { Logger } from 'pino';
 import type { DavLimits } from '../dav/context';
@@ -41,6 +43,47 @@ function sendError(ctx: Koa.Context, error: DavError): void {
   }
 }
 
+/** Statuses for the errors of Node's HTTP parser that need one other than 400. */
+const CLIENT_ERROR_STATUS: Record<string, number> = {
+  HPE_HEADER_OVERFLOW: 431,
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: 413,
+  ERR_HTTP_REQUEST_TIMEOUT: 408,
+};
+
+/** Time a rejected connection gets to take its error reply before it is destroyed, in milliseconds. */
+const CLIENT_ERROR_CLOSE_MS = 5000;
+
+/**
+ * Returns a listener for the HTTP server's `clientError` event, which Node
+ * emits when its parser rejects a request before koa receives it. The listener
+ * replies with a DAV:error body and 431 for oversized headers, 413 for
+ * oversized chunk extensions, 408 for a request timeout or 400, then closes
+ * the connection. A connection that was reset, or whose response has
+ * started, is closed without a reply.
+ */
+export function clientErrorHandler(logger: Logger): (error: NodeJS.ErrnoException, socket: Duplex) => void {
+  return (error, socket) => {
+    const inFlight = (socket as Duplex & { _httpMessage?: ServerResponse })._httpMessage;
+    if (error.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
+      socket.destroy();
+      return;
+    }
+    const status = CLIENT_ERROR_STATUS[error.code ?? ''] ?? 400;
+    logger.debug({ code: error.code, status, ip: (socket as Duplex & { remoteAddress?: string }).remoteAddress }, 'malformed HTTP request rejected');
+    const description =
+      status === 431 ? 'the request line and headers are larger than the server accepts' : `the HTTP request is malformed: ${error.message}`;
+    const body = Buffer.from(errorBody('{urn:x-cardinal:ns}error', '', description));
+    const head =
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n` +
+      'Content-Type: application/xml; charset=utf-8\r\n' +
+      `Content-Length: ${body.length}\r\n` +
+      'Connection: close\r\n\r\n';
+    socket.end(Buffer.concat([Buffer.from(head, 'latin1'), body]), () => socket.destroy());
+    // A client that reads nothing could keep the reply unsent, and the socket open, for ever.
+    setTimeout(() => socket.destroy(), CLIENT_ERROR_CLOSE_MS).unref();
+  };
+}
+
 /** Builds the koa application: request logging, errors as DAV:error bodies, Basic authentication, then DAV dispatch. */
 export function createApp(options: AppOptions): Koa {
   const { storage, logger, limits } = options;
@@ -52,16 +95,22 @@ export function createApp(options: AppOptions): Koa {
   async function authenticate(ctx: Koa.Context): Promise<User | undefined> {
     const credentials = parseBasic(ctx.get('authorization'));
     if (!credentials) return undefined;
-    return guard.authenticate(ctx, credentials.name, credentials.password, () => checkLocal(credentials));
+    const user = await storage.getUser(credentials.name);
+    // Credentials whose password was verified within the cache lifetime pass without the failure limits,
+    // so a client that is already syncing keeps working while someone else fails logins from the same address.
+    // Each hit renews the entry, so a client that polls more often than the lifetime never needs a new check.
+    if (user?.passwordHash && logins.has(user.name, credentials.password, user.passwordHash)) {
+      logins.add(user.name, credentials.password, user.passwordHash);
+      return user;
+    }
+    return guard.authenticate(ctx, credentials.name, credentials.password, () => checkLocal(user, credentials.password));
   }
 
-  /** The local user for valid credentials, false for a wrong password, undefined when no local user has a password. */
-  async function checkLocal(credentials: { name: string; password: string }): Promise<User | false | undefined> {
-    const user = await storage.getUser(credentials.name);
+  /** Checks a local user's password: returns the user when it matches, false when it does not, undefined when the name has no local password. */
+  async function checkLocal(user: User | undefined, password: string): Promise<User | false | undefined> {
     if (!user || !user.passwordHash) return undefined;
-    if (logins.has(user.name, credentials.password, user.passwordHash)) return user;
-    if (!(await verifyPassword(credentials.password, user.passwordHash))) return false;
-    logins.add(user.name, credentials.password, user.passwordHash);
+    if (!(await verifyPassword(password, user.passwordHash))) return false;
+    logins.add(user.name, password, user.passwordHash);
     return user;
   }
 

@@ -69,7 +69,12 @@ export class LoginLimiter {
   }
 }
 
-/** Runs the login checks of one request: the failure limits, local users, then the directory when enabled. */
+/**
+ * Runs the login checks of one request: the failure limits, local users, then
+ * the directory when enabled. Credentials that server/app.ts finds in its
+ * login cache are accepted before this guard runs, so the limits apply to
+ * password checks only.
+ */
 export class LoginGuard {
   private readonly limiter: LoginLimiter;
   private readonly directory?: DirectoryLogin;

@@ -3,7 +3,7 @@ import http from 'node:http';
 import https from 'node:https';
 import pino from 'pino';
 import { openStorage } from '../storage';
-import { createApp } from './app';
+import { clientErrorHandler, createApp } from './app';
 import type { Config } from './config';
 import { ConfigError, databasePath } from './config';
 import { scheduleDirectorySync } from '../ldap/scheduler';
@@ -18,6 +18,7 @@ export async function startServer(config: Config): Promise<void> {
   const app = createApp({ storage, logger, limits: config.limits, trustProxy: config.trustProxy, config });
   const tls = config.tls.cert !== '' ? { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) } : undefined;
   const server = tls ? https.createServer(tls, app.callback()) : http.createServer(app.callback());
+  server.on('clientError', clientErrorHandler(logger));
   server.keepAliveTimeout = 30_000;
 
   await new Promise<void>((resolve, reject) => {

@@ -1,5 +1,6 @@
 import type { Config } from './config';
 import type { Storage, User } from '../storage/types';
+import { UserExistsError } from '../storage/sqlite';
 import { hashPassword } from './passwords';
 
 /** User names: letters, digits and . _ @ + -, so they can appear in URLs and logs unescaped. */
@@ -14,7 +15,14 @@ export async function addUser(storage: Storage, config: Config, name: string, pa
   }
   if (password.length === 0) throw new UserError('the password is empty');
   if (await storage.getUser(name)) throw new UserError(`user ${name} already exists`);
-  const user = await storage.createUser(name, await hashPassword(password));
+  let user: User;
+  try {
+    // Another process or request may create the same name while the password is hashed.
+    user = await storage.createUser(name, await hashPassword(password));
+  } catch (error) {
+    if (error instanceof UserExistsError) throw new UserError(error.message);
+    throw error;
+  }
   await storage.createBook(user.id, config.defaultBook.slug, config.defaultBook.displayName);
   return user;
 }

@@ -95,6 +95,13 @@ function etagMatches(current: string | undefined, tags: string[]): boolean {
   return tags.some((tag) => tag === '*' || tag === current);
 }
 
+/** Raised by createUser when a user with the name exists already. */
+export class UserExistsError extends Error {
+  constructor(readonly userName: string) {
+    super(`user ${userName} already exists`);
+  }
+}
+
 export interface SqliteOptions {
   /** SQLite `synchronous` pragma: NORMAL survives a killed process, FULL also a power loss. */
   synchronous?: 'NORMAL' | 'FULL';
@@ -138,10 +145,12 @@ export class SqliteStorage implements Storage {
     this.db.close();
   }
 
+  /** Raises UserExistsError when the name is taken, also when another process created it after the caller checked. */
   async createUser(name: string, passwordHash: string | null): Promise<User> {
     const row = this.stmt(
-      'INSERT INTO users (name, password_hash, created_at) VALUES (?, ?, ?) RETURNING *',
-    ).get(name, passwordHash, Date.now()) as Row;
+      'INSERT INTO users (name, password_hash, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING RETURNING *',
+    ).get(name, passwordHash, Date.now()) as Row | undefined;
+    if (!row) throw new UserExistsError(name);
     return toUser(row);
   }
 

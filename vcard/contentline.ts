@@ -104,6 +104,23 @@ export function parseContentLine(line: string): ContentLine {
   return { group, name: name.toUpperCase(), params, value };
 }
 
+/**
+ * Encodes one parameter value: RFC 6868 caret escapes for `^`, line breaks
+ * and `"`, then double quotes when the value contains `:`, `;` or `,`.
+ * parseContentLine reads the result back as the same value.
+ */
+export function formatParamValue(value: string): string {
+  const encoded = value.replace(/\^/g, '^^').replace(/\r\n|\r|\n/g, '^n').replace(/"/g, "^'");
+  return /[:;,]/.test(encoded) ? `"${encoded}"` : encoded;
+}
+
+/** Serializes a content line without folding: group, name, parameters with their values encoded, and the value as it is. */
+export function formatContentLine(line: ContentLine): string {
+  let text = line.group === undefined ? line.name : `${line.group}.${line.name}`;
+  for (const param of line.params) text += `;${param.name}=${param.values.map(formatParamValue).join(',')}`;
+  return `${text}:${line.value}`;
+}
+
 export function paramValues(line: ContentLine, name: string): string[] {
   return line.params.filter((p) => p.name === name).flatMap((p) => p.values);
 }

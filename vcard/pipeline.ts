@@ -1,9 +1,11 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { TextDecoder } from 'node:util';
 import type { IndexedProperty } from '../storage/types';
 import {
   ContentLine,
   ContentLineError,
   escapeText,
+  formatContentLine,
   paramValues,
   parseContentLine,
   serializeLines,
@@ -42,6 +44,7 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true });
 const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
 /** Characters XML 1.0 cannot carry (section 2.2); a card holding one could never be sent in a multistatus. */
 const XML_FORBIDDEN = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/;
+const XML_FORBIDDEN_ALL = new RegExp(XML_FORBIDDEN.source, 'g');
 
 export function computeEtag(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex').slice(0, 32);
@@ -59,32 +62,77 @@ function decodeUtf8(data: Buffer): string | undefined {
   }
 }
 
-function decodeQuotedPrintable(value: string, charset: string): string {
-  const bytes: number[] = [];
-  const raw = value.replace(/=\r?\n/g, '');
-  for (let i = 0; i < raw.length; i++) {
-    const ch = raw[i];
-    if (ch === '=' && /^[0-9A-Fa-f]{2}$/.test(raw.slice(i + 1, i + 3))) {
-      bytes.push(parseInt(raw.slice(i + 1, i + 3), 16));
-      i += 2;
-    } else {
-      for (const byte of Buffer.from(ch, 'utf8')) bytes.push(byte);
-    }
-  }
-  const buffer = Buffer.from(bytes);
-  return /^utf-?8$/i.test(charset) || charset === '' ? buffer.toString('utf8') : buffer.toString('latin1');
+function isQuotedPrintable(line: ContentLine): boolean {
+  return paramValues(line, 'ENCODING').some((value) => /^quoted-printable$/i.test(value));
 }
 
-/** Rewrites a quoted-printable property as plain UTF-8, keeping structure separators. */
-function rewriteQuotedPrintable(parsed: ContentLine): string {
-  const charset = paramValues(parsed, 'CHARSET')[0] ?? 'utf-8';
-  const decoded = decodeQuotedPrintable(parsed.value, charset).replace(/\r?\n/g, '\\n');
-  const params = parsed.params
-    .filter((p) => p.name !== 'ENCODING' && p.name !== 'CHARSET')
-    .map((p) => `;${p.name}=${p.values.join(',')}`)
-    .join('');
-  const name = parsed.group ? `${parsed.group}.${parsed.name}` : parsed.name;
-  return `${name}${params}:${decoded}`;
+/** True when a raw line is a quoted-printable property whose value continues on the next line after a soft break. */
+function continuesQuotedPrintable(line: string): boolean {
+  if (!line.endsWith('=')) return false;
+  try {
+    return isQuotedPrintable(parseContentLine(line));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Decodes a quoted-printable value (RFC 2045 section 6.7). Each run of `=XX`
+ * escapes is decoded as bytes in the charset, and literal text stays as it
+ * is, because the card around it is UTF-8 already. Returns undefined when
+ * the bytes are invalid in the charset.
+ */
+function decodeQuotedPrintable(value: string, decoder: TextDecoder): string | undefined {
+  const raw = value.replace(/=\r?\n/g, '');
+  let text = '';
+  let bytes: number[] = [];
+  try {
+    for (let i = 0; i < raw.length; i++) {
+      const hex = raw[i] === '=' ? raw.slice(i + 1, i + 3) : '';
+      if (/^[0-9A-Fa-f]{2}$/.test(hex)) {
+        bytes.push(parseInt(hex, 16));
+        i += 2;
+        continue;
+      }
+      if (bytes.length > 0) text += decoder.decode(Uint8Array.from(bytes));
+      bytes = [];
+      text += raw[i];
+    }
+    if (bytes.length > 0) text += decoder.decode(Uint8Array.from(bytes));
+  } catch {
+    return undefined;
+  }
+  return text;
+}
+
+/** Returns a strict decoder for a CHARSET parameter, or undefined for a charset the WHATWG Encoding Standard does not name. */
+function charsetDecoder(charset: string): TextDecoder | undefined {
+  try {
+    return new TextDecoder(charset, { fatal: true, ignoreBOM: true });
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Rewrites a quoted-printable property as plain UTF-8 without its ENCODING
+ * and CHARSET parameters. Line breaks in the decoded value become `\n`
+ * escapes and characters XML cannot carry are dropped, as for the rest of
+ * the card. Returns the new line, or a rejection for an unknown charset or
+ * bytes that are invalid in it.
+ */
+function rewriteQuotedPrintable(parsed: ContentLine): { line: string; parsed: ContentLine } | CardRejection {
+  const charset = paramValues(parsed, 'CHARSET')[0] || 'utf-8';
+  const decoder = charsetDecoder(charset);
+  if (!decoder) return reject('valid-address-data', `the ${parsed.name} property names charset ${charset}, which is not supported; send UTF-8`);
+  const decoded = decodeQuotedPrintable(parsed.value, decoder);
+  if (decoded === undefined) {
+    return reject('valid-address-data', `the quoted-printable value of ${parsed.name} is not valid ${charset}`);
+  }
+  const value = decoded.replace(/\r\n|\r|\n/g, '\\n').replace(XML_FORBIDDEN_ALL, '');
+  const params = parsed.params.filter((p) => p.name !== 'ENCODING' && p.name !== 'CHARSET');
+  const line = formatContentLine({ group: parsed.group, name: parsed.name, params, value });
+  return { line, parsed: parseContentLine(line) };
 }
 
 export function prepareCard(input: Buffer): PreparedCard | CardRejection {
@@ -102,7 +150,7 @@ export function prepareCard(input: Buffer): PreparedCard | CardRejection {
 
   let text = unfolded;
   if (XML_FORBIDDEN.test(text)) {
-    text = text.replace(new RegExp(XML_FORBIDDEN.source, 'g'), '');
+    text = text.replace(XML_FORBIDDEN_ALL, '');
     repaired = true;
   }
 
@@ -111,14 +159,25 @@ export function prepareCard(input: Buffer): PreparedCard | CardRejection {
   const lines: string[] = [];
   for (const line of rawLines) {
     const previous = lines[lines.length - 1];
-    if (previous !== undefined && /ENCODING=QUOTED-PRINTABLE/i.test(previous.split(':')[0]) && previous.endsWith('=')) {
-      lines[lines.length - 1] = previous + '\n' + line;
-    } else lines.push(line);
+    if (previous !== undefined && continuesQuotedPrintable(previous)) lines[lines.length - 1] = previous + '\n' + line;
+    else lines.push(line);
   }
 
+  // Quoted-printable values are decoded first, so the checks below run on the values that are stored.
   const parsed: ContentLine[] = [];
   try {
-    for (const line of lines) parsed.push(parseContentLine(line));
+    for (const [i, line] of lines.entries()) {
+      const property = parseContentLine(line);
+      if (!isQuotedPrintable(property)) {
+        parsed.push(property);
+        continue;
+      }
+      const rewritten = rewriteQuotedPrintable(property);
+      if (!('line' in rewritten)) return rewritten;
+      lines[i] = rewritten.line;
+      parsed.push(rewritten.parsed);
+      repaired = true;
+    }
   } catch (error) {
     if (error instanceof ContentLineError) return reject('valid-address-data', error.message);
     throw error;
@@ -149,20 +208,14 @@ export function prepareCard(input: Buffer): PreparedCard | CardRejection {
   }
 
   const fn = parsed.find((line) => line.name === 'FN');
-  if (!fn || unescapeText(fn.value).trim() === '') return reject('valid-address-data', 'the card has no FN property');
+  if (!fn) return reject('valid-address-data', 'the card has no FN property');
+  if (unescapeText(fn.value).trim() === '') return reject('valid-address-data', 'the FN property of the card is empty');
 
   const uids = parsed.filter((line) => line.name === 'UID');
   if (uids.length > 1) return reject('valid-address-data', 'the card has more than one UID property');
   let uid = uids[0]?.value.trim() ?? '';
   if (uids.length === 1 && uid === '') return reject('valid-address-data', 'the card has an empty UID');
 
-  for (let i = 0; i < parsed.length; i++) {
-    if (paramValues(parsed[i], 'ENCODING').some((value) => /^quoted-printable$/i.test(value))) {
-      lines[i] = rewriteQuotedPrintable(parsed[i]);
-      parsed[i] = parseContentLine(lines[i]);
-      repaired = true;
-    }
-  }
   if (uid === '') {
     uid = randomUUID();
     const versionIndex = parsed.findIndex((line) => line.name === 'VERSION');

@@ -5,7 +5,7 @@ import pino from 'pino';
 import request from 'supertest';
 import type { Server } from 'node:http';
 import http from 'node:http';
-import { createApp } from '../../server/app';
+import { clientErrorHandler, createApp } from '../../server/app';
 import { Config, DEFAULT_CONFIG, loadConfig } from '../../server/config';
 import { SqliteStorage } from '../../storage/sqlite';
 import { addUser } from '../../server/users';
@@ -36,6 +36,7 @@ export async function startTestApp(limits: Partial<typeof DEFAULT_CONFIG.limits>
   const logger = pino({ level: process.env.CARDINAL_TEST_LOG ?? 'silent' });
   const app = createApp({ storage, logger, limits: { ...config.limits, ...limits }, config });
   const server = http.createServer(app.callback());
+  server.on('clientError', clientErrorHandler(logger));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const passwords = new Map<string, string>();
   return {
