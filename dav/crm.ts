@@ -10,6 +10,7 @@ import {
   rewriteCrmCard,
   validateCrmCard,
 } from '../vcard/crm';
+import { escapeText } from '../vcard/contentline';
 import { PreparedCard, prepareCard } from '../vcard/pipeline';
 import type { DavContext } from './context';
 import { DavError } from './errors';
@@ -74,9 +75,13 @@ async function linkedContactsError(dc: DavContext, what: string, cards: Card[]):
 /** Finds the account a contact links to, among the books the user can read. */
 async function findReadableAccount(storage: Storage, user: User, uid: string): Promise<CrmCard | undefined> {
   const bookIds = (await storage.listVisibleBooks(user.id)).map((visible) => visible.book.id);
-  for (const card of await storage.findCardsByUid(bookIds, uid)) {
-    const view = describeCard(card.data);
-    if (view.isAccount) return view;
+  // The link is compared unescaped, but the UID column stores the value as the card wrote it (`acme\,inc`), so both spellings are looked up.
+  const spellings = new Set([uid, escapeText(uid)]);
+  for (const spelling of spellings) {
+    for (const card of await storage.findCardsByUid(bookIds, spelling)) {
+      const view = describeCard(card.data);
+      if (view.isAccount && view.uid === uid) return view;
+    }
   }
   return undefined;
 }

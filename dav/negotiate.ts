@@ -140,9 +140,16 @@ export function isJcardMediaType(contentType: string): boolean {
  */
 export function prepareUpload(contentType: string, body: Buffer): PreparedCard | CardRejection {
   if (!isJcardMediaType(contentType)) return prepareCard(body);
+  let json: string;
+  try {
+    // JSON text is UTF-8 (RFC 8259 section 8.1); a lenient decode would store U+FFFD in place of the bytes.
+    json = new TextDecoder('utf-8', { fatal: true }).decode(body);
+  } catch {
+    return { ok: false, condition: 'valid-address-data', message: 'invalid jCard: the body is not valid UTF-8' };
+  }
   let text: Buffer;
   try {
-    text = serializeLines(jcardToLines(body.toString('utf8')).map((line) => formatLine(line, '4.0')));
+    text = serializeLines(jcardToLines(json).map((line) => formatLine(line, '4.0')));
   } catch (error) {
     if (error instanceof JcardError) return { ok: false, condition: 'valid-address-data', message: `invalid jCard: ${error.message}` };
     throw error;

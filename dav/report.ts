@@ -46,7 +46,7 @@ function parseAddressData(element: XmlElement): AddressDataRequest {
   if (contentType !== 'text/vcard' && contentType !== JCARD) {
     throw unsupported(`address-data of type ${contentType} is not supported; use text/vcard or ${JCARD}`);
   }
-  const version = element.attrs.version ?? element.attrs.Version;
+  const version = (element.attrs.version ?? element.attrs.Version)?.trim();
   if (version !== undefined && version !== '3.0' && version !== '4.0') throw unsupported(`vCard version ${version} is not supported; use 3.0 or 4.0`);
   if (contentType === JCARD && version === '3.0') throw unsupported(`${JCARD} is vCard 4.0; leave out version or use 4.0`);
   const selected = childrenNamed(element, NS.CARDDAV, 'prop');
@@ -69,7 +69,7 @@ function parseAddressDataProp(element: XmlElement): AddressDataProp {
  */
 function conversionFailure(dc: DavContext, resource: BookResource, href: string, card: CardMeta, props: ReportProps, minimal: boolean, message: string): string {
   dc.log.warn({ book: resource.book.id, card: card.name, error: message }, 'address data conversion failed');
-  const context = { user: dc.user, maxResourceSize: dc.limits.maxResourceSize };
+  const context = { user: dc.user, maxResourceSize: dc.limits.maxResourceSize, access: resource.access };
   const names = props.request.kind === 'prop' ? props.request.names.filter((name) => name !== P.addressData) : [];
   const found: [string, string][] = [];
   const missing: [string, string][] = [];
@@ -89,7 +89,8 @@ function conversionFailure(dc: DavContext, resource: BookResource, href: string,
 
 /** Builds a response for one card, with address-data rendered when requested. */
 export function reportResponse(dc: DavContext, resource: BookResource, href: string, card: CardMeta | Card, props: ReportProps, minimal: boolean): string {
-  const context = { user: dc.user, maxResourceSize: dc.limits.maxResourceSize };
+  // The card's privileges are the user's access to the book, as PROPFIND reports them.
+  const context = { user: dc.user, maxResourceSize: dc.limits.maxResourceSize, access: resource.access };
   let data: string | undefined;
   if (props.addressData && 'data' in card) {
     const rendered = renderAddressData(card.data, props.addressData);

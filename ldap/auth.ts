@@ -50,12 +50,8 @@ export class DirectoryLogin {
     // A simple bind with an empty password is an unauthenticated bind that succeeds (RFC 4513 section 5.1.2).
     if (password === '' || login === '' || login.length > MAX_LOGIN_LENGTH) return undefined;
     const key = this.cacheKey(login, password);
-    const cached = this.cache.get(key);
-    if (cached && cached.expires > Date.now()) {
-      // An account that a sync marked inactive loses its cached logins at once.
-      const account = await this.storage.getDirectoryAccount({ userId: cached.userId });
-      if (account?.active) return this.storage.getUserById(cached.userId);
-    }
+    const cached = await this.cachedUser(login, password);
+    if (cached) return cached;
     this.cache.delete(key);
     // Clients send many requests at once; they share one directory check.
     let check = this.pending.get(key);
@@ -69,6 +65,21 @@ export class DirectoryLogin {
       this.cache.set(key, { userId: user.id, expires: Date.now() + this.config.auth.ldap.cacheSeconds * 1000 });
     }
     return user;
+  }
+
+  /**
+   * Returns the user of credentials that the directory accepted within
+   * `auth.ldap.cacheSeconds`, without contacting it, or undefined. A local
+   * user with a password and this name takes precedence, so it gets no hit.
+   */
+  async cachedUser(login: string, password: string): Promise<User | undefined> {
+    if (password === '' || login === '' || login.length > MAX_LOGIN_LENGTH) return undefined;
+    const cached = this.cache.get(this.cacheKey(login, password));
+    if (!cached || cached.expires <= Date.now()) return undefined;
+    if ((await this.storage.getUser(login))?.passwordHash) return undefined;
+    // An account that a sync marked inactive loses its cached logins at once.
+    const account = await this.storage.getDirectoryAccount({ userId: cached.userId });
+    return account?.active ? this.storage.getUserById(cached.userId) : undefined;
   }
 
   private async check(login: string, password: string): Promise<User | undefined> {

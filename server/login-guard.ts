@@ -72,7 +72,8 @@ export class LoginLimiter {
 /**
  * Runs the login checks of one request: the failure limits, local users, then
  * the directory when enabled. Credentials that server/app.ts finds in its
- * login cache are accepted before this guard runs, so the limits apply to
+ * login cache are accepted before this guard runs, and so are directory
+ * credentials in the directory's login cache, so the limits apply to
  * password checks only.
  */
 export class LoginGuard {
@@ -103,6 +104,9 @@ export class LoginGuard {
    */
   async authenticate(ctx: Koa.Context, name: string, password: string, local: () => Promise<User | false | undefined>): Promise<User | undefined> {
     const address = ctx.ip;
+    // Directory credentials checked recently pass without the limits, as cached local ones do in server/app.ts.
+    const cached = await this.directory?.cachedUser(name, password);
+    if (cached) return cached;
     const wait = this.limiter.retryAfter(name, address);
     if (wait > 0) {
       ctx.set('Retry-After', String(wait));

@@ -104,7 +104,8 @@ function formatParamValue30(name: string, value: string): string {
 
 /** Applies RFC 6868 caret encoding, and quotes a value that contains a separator. */
 function formatParamValue40(value: string): string {
-  const encoded = value.replace(/\^/g, '^^').replace(/\r?\n/g, '^n').replace(/"/g, "^'");
+  // A lone carriage return is a line break too, and left as it is it would end the content line.
+  const encoded = value.replace(/\^/g, '^^').replace(/\r\n|\r|\n/g, '^n').replace(/"/g, "^'");
   return /[;:,]/.test(encoded) ? `"${encoded}"` : encoded;
 }
 
@@ -223,6 +224,29 @@ function convertBinary30to40(line: ContentLine): ContentLine {
   return { ...line, params: [...rest, { name: 'MEDIATYPE', values: [mediaTypeFor30(line.name, type, '')] }] };
 }
 
+/**
+ * Decodes the percent-encoded data of a data: URI (RFC 2397) into bytes. The
+ * escapes may name any octet, so they are not read as UTF-8: a KEY or SOUND
+ * holds binary data.
+ */
+function percentDecode(data: string, property: string): Buffer {
+  const bytes: Buffer[] = [];
+  let literal = '';
+  for (let i = 0; i < data.length; i++) {
+    if (data[i] !== '%') {
+      literal += data[i];
+      continue;
+    }
+    const hex = data.slice(i + 1, i + 3);
+    if (!/^[0-9A-Fa-f]{2}$/.test(hex)) throw new ConversionError(`${property} has a data: URI with invalid percent-encoding`);
+    bytes.push(Buffer.from(literal, 'utf8'), Buffer.from([parseInt(hex, 16)]));
+    literal = '';
+    i += 2;
+  }
+  bytes.push(Buffer.from(literal, 'utf8'));
+  return Buffer.concat(bytes);
+}
+
 function convertBinary40to30(line: ContentLine): ContentLine {
   const rest = withoutParams(line.params, ['MEDIATYPE', 'VALUE', 'TYPE']);
   const value = line.value.trim();
@@ -238,13 +262,7 @@ function convertBinary40to30(line: ContentLine): ContentLine {
   const base64 = header.slice(1).some((part) => part.toLowerCase() === 'base64');
   const mediaType = header[0] || 'text/plain';
   let payload = value.slice(comma + 1);
-  if (!base64) {
-    try {
-      payload = Buffer.from(decodeURIComponent(payload), 'utf8').toString('base64');
-    } catch {
-      throw new ConversionError(`${line.name} has a data: URI with invalid percent-encoding`);
-    }
-  }
+  if (!base64) payload = percentDecode(payload, line.name).toString('base64');
   const params: Parameter[] = [{ name: 'ENCODING', values: ['b'] }, { name: 'TYPE', values: [typeFor40(line.name, mediaType)] }, ...rest];
   return { ...line, params, value: payload };
 }

@@ -10,6 +10,7 @@ import {
   unescapeText,
   unfoldBytes,
 } from './contentline';
+import { cardVersion, ConversionError, convertLines } from './convert';
 
 /**
  * Customer records kept as vCard extension properties, so every CardDAV
@@ -237,6 +238,17 @@ export function validateCrmCard(card: CrmCard): CrmViolation | undefined {
   return undefined;
 }
 
+/** Converts the lines of a card to `target`; lines already in it, or of a card that does not convert, come back as they are. */
+function inVersion(lines: ContentLine[], target: string | undefined): ContentLine[] {
+  if (target !== '3.0' && target !== '4.0') return lines;
+  try {
+    return convertLines(lines, target).map((entry) => entry.line);
+  } catch (error) {
+    if (error instanceof ConversionError) return lines;
+    throw error;
+  }
+}
+
 /** Properties that a client rewrites on every save or the server maintains, so they are no part of the card's content. */
 const NOT_CONTENT = new Set(['REV', 'PRODID', ...STAMP_NAMES]);
 
@@ -255,13 +267,16 @@ function normalizedLine(line: ContentLine): string {
  * re-serializes a card it did not change produces such a copy.
  */
 export function sameContent(a: Buffer, b: Buffer): boolean {
-  const normalize = (data: Buffer) =>
-    readLines(data)
-      .parsed.filter((line) => !NOT_CONTENT.has(line.name))
+  // A client may read a 3.0 card as 4.0 or jCard, or a 4.0 card as 3.0, and send that back, so `a` is compared in the version of `b`.
+  const linesB = readLines(b).parsed;
+  const linesA = inVersion(readLines(a).parsed, cardVersion(linesB));
+  const normalize = (lines: ContentLine[]) =>
+    lines
+      .filter((line) => !NOT_CONTENT.has(line.name))
       .map(normalizedLine)
       .sort();
-  const left = normalize(a);
-  const right = normalize(b);
+  const left = normalize(linesA);
+  const right = normalize(linesB);
   return left.length === right.length && left.every((line, i) => line === right[i]);
 }
 

@@ -150,17 +150,50 @@ export function linesToJcard(lines: ContentLine[]): ['vcard', JcardProperty[]] {
 
 // ---- jCard to vCard 4.0 ------------------------------------------------------
 
-function formatStructured(value: unknown): string {
-  if (!Array.isArray(value)) return escapeText(String(value));
+/** A single jCard value: a string, a number or a boolean (RFC 7095 section 3.3). */
+type JcardScalar = string | number | boolean;
+/** A property value: a scalar, or a structured value whose components are scalars or arrays of scalars. */
+type JcardInput = JcardScalar | (JcardScalar | JcardScalar[])[];
+
+function isScalar(value: unknown): value is JcardScalar {
+  if (typeof value === 'number') return Number.isFinite(value);
+  return typeof value === 'string' || typeof value === 'boolean';
+}
+
+/**
+ * Checks the shape of one property value. Structured values nest at most two
+ * levels (components, then list items), so anything deeper, an object, null
+ * or a number JSON cannot hold exactly (1e400 parses as Infinity) is rejected.
+ */
+function checkValue(value: unknown, propertyName: string): JcardInput {
+  const invalid = () => new JcardError(`a value of ${propertyName} must be a string, a finite number, a boolean or an array of them (at most two levels deep)`);
+  if (isScalar(value)) return value;
+  if (!Array.isArray(value)) throw invalid();
+  for (const component of value) {
+    if (isScalar(component)) continue;
+    if (!Array.isArray(component) || !component.every(isScalar)) throw invalid();
+  }
+  return value as JcardInput;
+}
+
+/** Escapes a text value; a lone carriage return counts as a line break, so it cannot end the content line. */
+function escapeTextValue(value: JcardScalar): string {
+  return escapeText(String(value).replace(/\r\n?/g, '\n'));
+}
+
+function formatStructured(value: JcardInput): string {
+  if (!Array.isArray(value)) return escapeTextValue(value);
   const components = value.map((component) =>
-    Array.isArray(component) ? component.map((item) => escapeText(String(item))).join(',') : escapeText(String(component)),
+    Array.isArray(component) ? component.map(escapeTextValue).join(',') : escapeTextValue(component),
   );
   return components.join(';');
 }
 
-function formatValue(name: string, type: string, value: unknown): string {
+function formatValue(name: string, type: string, value: JcardInput): string {
   if (Array.isArray(value)) return formatStructured(value);
-  if (type === 'text') return STRUCTURED.has(name) ? formatStructured(value) : escapeText(String(value));
+  if (type === 'text') return STRUCTURED.has(name) ? formatStructured(value) : escapeTextValue(value);
+  // Only text values have an escape for line breaks; in any other value one would end the content line.
+  if (/[\r\n]/.test(String(value))) throw new JcardError(`the ${type} value of ${name} contains a line break`);
   if (DATE_TYPES.has(type)) return toBasicDate(String(value));
   if (type === 'utc-offset') return String(value).replace(':', '');
   if (type === 'boolean') return value === true || String(value).toLowerCase() === 'true' ? 'TRUE' : 'FALSE';
@@ -177,8 +210,8 @@ function paramsFromJcard(raw: Record<string, unknown>, propertyName: string): { 
       continue;
     }
     if (!/^[A-Za-z0-9-]+$/.test(key)) throw new JcardError(`invalid parameter name in ${propertyName}: ${JSON.stringify(key)}`);
-    const list = Array.isArray(value) ? value : [value];
-    if (list.some((item) => typeof item !== 'string' && typeof item !== 'number')) {
+    const list: unknown[] = Array.isArray(value) ? value : [value];
+    if (list.some((item) => typeof item !== 'string' && !(typeof item === 'number' && Number.isFinite(item)))) {
       throw new JcardError(`parameter ${key} of ${propertyName} must be a string or an array of strings`);
     }
     params.push({ name: key.toUpperCase(), values: list.map(String) });
@@ -196,7 +229,7 @@ function propertyFromJcard(entry: unknown, index: number): ContentLine {
   const type = rawType.toLowerCase();
   const { group, params } = paramsFromJcard(rawParams as Record<string, unknown>, rawName);
   if (type !== defaultType(name) && type !== 'unknown') params.push({ name: 'VALUE', values: [type] });
-  const value = rawValues.map((item) => formatValue(name, type, item)).join(',');
+  const value = rawValues.map((item) => formatValue(name, type, checkValue(item, rawName))).join(',');
   return { group, name, params, value };
 }
 
