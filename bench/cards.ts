@@ -378,6 +378,7 @@ function makePerson(random: Random, index: number): Person {
   const locale = random.pick(LOCALES);
   const given = random.pick(locale.given);
   const family = random.pick(locale.family);
+
   const emailCount = random.int(1, 3);
   const emails = [];
   for (let i = 0; i < emailCount; i++) {
@@ -385,8 +386,10 @@ function makePerson(random: Random, index: number): Person {
     const local = i === 0 ? `${given[1]}.${family[1]}.${index}` : `${given[1][0]}${family[1]}${index}.${i}`;
     emails.push({ address: `${local}@${random.pick(DOMAINS)}`, type: EMAIL_TYPES[i % 3], grouped: i === 2 || random.chance(0.25) });
   }
+
   const phones = [];
   for (let i = random.int(1, 3); i > 0; i--) phones.push({ number: phoneNumber(random, locale), types: random.pick(TEL_TYPES) });
+
   const addresses = [];
   for (let i = random.int(1, 2); i > 0; i--) {
     addresses.push({
@@ -396,6 +399,7 @@ function makePerson(random: Random, index: number): Person {
       type: ADR_TYPES[i % 2],
     });
   }
+
   const year = random.int(1950, 2005);
   const revision = new Date(Date.UTC(2024, 0, 1) + random.int(0, 365 * 24 * 3600) * 1000);
   return {
@@ -433,6 +437,7 @@ function lines30(person: Person): string[] {
   lines.push(`FN:${escapeText(person.fn)}`);
   lines.push(`N:${structured([person.family[0], person.given[0], '', '', ''])}`);
   if (person.nickname) lines.push(`NICKNAME:${escapeText(person.nickname)}`);
+
   let group = 1;
   for (const email of person.emails) {
     if (email.grouped) {
@@ -448,12 +453,14 @@ function lines30(person: Person): string[] {
     const value = structured(['', '', address.street, address.city, '', address.postcode, person.locale.country]);
     lines.push(`ADR;TYPE=${address.type.toUpperCase()}:${value}`);
   }
+
   if (person.organization) lines.push(`ORG:${structured([person.organization])}`);
   if (person.title) lines.push(`TITLE:${escapeText(person.title)}`);
   if (person.birthday) {
     const { year, month, day } = person.birthday;
     lines.push(`BDAY:${year}-${pad(month)}-${pad(day)}`);
   }
+
   if (person.url) {
     lines.push(`item${group}.URL:${person.url}`);
     lines.push(`item${group}.X-ABLabel:_$!<HomePage>!$_`);
@@ -461,6 +468,7 @@ function lines30(person: Person): string[] {
   if (person.categories.length > 0) lines.push(`CATEGORIES:${person.categories.map(escapeText).join(',')}`);
   if (person.note) lines.push(`NOTE:${escapeText(person.note)}`);
   if (person.photo) lines.push(`PHOTO;ENCODING=b;TYPE=JPEG:${person.photo.toString('base64')}`);
+
   lines.push(`REV:${revisionText(person.revision, '3.0')}`);
   lines.push('END:VCARD');
   return lines;
@@ -472,6 +480,7 @@ function lines40(person: Person): string[] {
   lines.push(`FN:${escapeText(person.fn)}`);
   lines.push(`N:${structured([person.family[0], person.given[0], '', '', ''])}`);
   if (person.nickname) lines.push(`NICKNAME:${escapeText(person.nickname)}`);
+
   let group = 1;
   person.emails.forEach((email, i) => {
     const pref = i === 0 ? ';PREF=1' : '';
@@ -490,12 +499,14 @@ function lines40(person: Person): string[] {
     const value = structured(['', '', address.street, address.city, '', address.postcode, person.locale.country]);
     lines.push(`ADR;TYPE=${address.type}:${value}`);
   }
+
   if (person.organization) lines.push(`ORG:${structured([person.organization])}`);
   if (person.title) lines.push(`TITLE:${escapeText(person.title)}`);
   if (person.birthday) {
     const { year, month, day } = person.birthday;
     lines.push(`BDAY:${year}${pad(month)}${pad(day)}`);
   }
+
   if (person.url) {
     lines.push(`item${group}.URL:${person.url}`);
     lines.push(`item${group}.X-ABLabel:_$!<HomePage>!$_`);
@@ -503,6 +514,7 @@ function lines40(person: Person): string[] {
   if (person.categories.length > 0) lines.push(`CATEGORIES:${person.categories.map(escapeText).join(',')}`);
   if (person.note) lines.push(`NOTE:${escapeText(person.note)}`);
   if (person.photo) lines.push(`PHOTO:data:image/jpeg;base64,${person.photo.toString('base64')}`);
+
   lines.push(`REV:${revisionText(person.revision, '4.0')}`);
   lines.push('END:VCARD');
   return lines;

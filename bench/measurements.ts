@@ -142,10 +142,10 @@ async function timedRequest(
   return { seconds: elapsedSeconds(started), body: response.body };
 }
 
-function checkCount(what: string, server: BenchServer, actual: number, expected: number, atLeast = false): void {
+function checkCount(request: string, server: BenchServer, actual: number, expected: number, atLeast = false): void {
   const ok = atLeast ? actual >= expected : actual === expected;
   if (!ok) {
-    throw new Error(`${server.kind}: ${what} returned ${actual} responses, expected ${atLeast ? 'at least ' : ''}${expected}`);
+    throw new Error(`${server.kind}: ${request} returned ${actual} responses, expected ${atLeast ? 'at least ' : ''}${expected}`);
   }
 }
 

@@ -51,6 +51,14 @@ export function readCpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
 }
 
+/** Server processes that have not exited yet, so that an interrupted run can stop them. */
+const runningServers = new Set<ServerProcess>();
+
+/** Sends SIGKILL to every server process still running, for a benchmark that is being interrupted. */
+export function killRunningServers(): void {
+  for (const server of runningServers) signal(server.pid, 'SIGKILL');
+}
+
 /** A server process whose output goes to a log file, so that no pipe can fill up and stall it. */
 export class ServerProcess {
   readonly pid: number;
@@ -75,7 +83,9 @@ export class ServerProcess {
     }
     if (this.child.pid === undefined) throw new Error(`${label} did not start: ${command} ${args.join(' ')}`);
     this.pid = this.child.pid;
+    runningServers.add(this);
     this.child.once('exit', (code, signal) => {
+      runningServers.delete(this);
       this.exited = true;
       this.exitCode = code;
       this.exitSignal = signal;
@@ -163,6 +173,9 @@ export function runCommand(
     child.once('close', (code, signalName) => {
       resolve({ code, signal: signalName, stdout, stderr, seconds: (performance.now() - started) / 1000 });
     });
+    // A child that exits without reading its input closes the pipe (EPIPE). Its exit status
+    // reports whether it failed, so the write error itself is ignored.
+    child.stdin.on('error', () => {});
     child.stdin.end(options.input ?? '');
   });
 }

@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 
 import { CardSet } from './cards';
 import { HttpStatusError, HttpTimeoutError } from './http';
+import { killRunningServers } from './process';
 import {
   BookState,
   emailNeedle,
@@ -29,6 +30,9 @@ import { METRIC_IDS, MetricId, renderTables, renderTargets, Results, ServerResul
 import { CardinalOptions, commitOf, createServer, REPO_ROOT, SERVER_KINDS, ServerKind } from './servers';
 import { measureVdirsyncer } from './vdirsyncer';
 
+/** Measurements that --skip accepts. The CPU share comes with vdirsyncer's initial sync. */
+const SKIPPABLE: readonly MetricId[] = METRIC_IDS.filter((id) => id !== 'vdirsyncerShare');
+
 const USAGE = `Usage: node dist/bench/run.js [options]
 
 Compares Cardinal with Radicale and Xandikos on 127.0.0.1 and prints a Markdown report.
@@ -46,7 +50,7 @@ Options:
                          longest wait for one response (default 600)
   --vdirsyncer-timeout SECONDS
                          longest wait for one vdirsyncer run (default 1800)
-  --skip LIST            measurements to leave out, from ${METRIC_IDS.filter((id) => id !== 'vdirsyncerShare').join(',')}
+  --skip LIST            measurements to leave out, from ${SKIPPABLE.join(',')}
   --cardinal-root DIR    built checkout of Cardinal to run (default: this repository)
   --cardinal-node-args ARGS
                          extra node arguments for the Cardinal server, space-separated
@@ -124,7 +128,7 @@ export function parseOptions(argv: string[]): BenchOptions | undefined {
   }
   const skip = new Set<MetricId>();
   for (const item of values.skip ? parseList(values.skip, 'skip') : []) {
-    if (!(METRIC_IDS as readonly string[]).includes(item)) throw new UsageError(`unknown measurement in --skip: ${item}`);
+    if (!(SKIPPABLE as readonly string[]).includes(item)) throw new UsageError(`unknown measurement in --skip: ${item}; use ${SKIPPABLE.join(', ')}`);
     skip.add(item as MetricId);
   }
   const defaultRuns = quick ? 1 : 5;
@@ -187,10 +191,10 @@ async function measureServer(
   const results: ServerResults = {};
   const log = (message: string) => progress(`N=${n} ${message}`);
   const state = new BookState(server, cards, options.plan, log);
-  const wanted = (metric: MetricId) => !options.skip.has(metric);
+  const isMeasured = (metric: MetricId) => !options.skip.has(metric);
 
   async function run(metric: MetricId, measure: () => Promise<MetricResult>): Promise<void> {
-    if (!wanted(metric)) return;
+    if (!isMeasured(metric)) return;
     try {
       results[metric] = await measure();
     } catch (error) {
@@ -203,7 +207,7 @@ async function measureServer(
     if (!versions.has(kind)) versions.set(kind, await server.version());
     log(`${kind}: starting (${versions.get(kind)}) in ${workDir}`);
     await server.start();
-    if (wanted('put')) {
+    if (isMeasured('put')) {
       await run('put', () => measureBulkPut(state));
     } else if (server.canSeed) {
       await server.seed(cards.cards);
@@ -220,22 +224,22 @@ async function measureServer(
     await run('syncTen', () => measureSyncDelta(state, SMALL_DELTA, `sync-collection after ${SMALL_DELTA} changes`));
     await run('queryEmail', () => measureQuery(state, 'EMAIL', emailNeedle(cards.cards)));
     await run('queryFn', () => measureQuery(state, 'FN', FN_NEEDLE));
-    if (wanted('vdirsyncerInitial') || wanted('vdirsyncerNoop')) {
+    if (isMeasured('vdirsyncerInitial') || isMeasured('vdirsyncerNoop')) {
       try {
-        const runs = wanted('vdirsyncerInitial') ? options.plan.uploadRuns : 1;
-        const noopRuns = wanted('vdirsyncerNoop') ? options.plan.runs : 0;
+        const runs = isMeasured('vdirsyncerInitial') ? options.plan.uploadRuns : 1;
+        const noopRuns = isMeasured('vdirsyncerNoop') ? options.plan.runs : 0;
         const vdirsyncer = await measureVdirsyncer(state, workDir, runs, noopRuns, options.vdirsyncerTimeoutMs);
-        if (wanted('vdirsyncerInitial')) {
+        if (isMeasured('vdirsyncerInitial')) {
           results.vdirsyncerInitial = vdirsyncer.initial;
           results.vdirsyncerShare = vdirsyncer.serverShare;
         }
-        if (wanted('vdirsyncerNoop')) results.vdirsyncerNoop = vdirsyncer.noop;
+        if (isMeasured('vdirsyncerNoop')) results.vdirsyncerNoop = vdirsyncer.noop;
       } catch (error) {
         log(`${kind}: vdirsyncer failed: ${(error as Error).message}`);
         results.vdirsyncerInitial = { values: [], skipped: shortReason(error) };
       }
     }
-    if (wanted('peakRss')) {
+    if (isMeasured('peakRss')) {
       const mb = (server.peakRssKib() * 1024) / 1e6;
       results.peakRss = { values: [mb] };
       log(`${kind}: peak RSS ${mb.toFixed(1)} MB`);
@@ -251,6 +255,7 @@ async function measureServer(
 }
 
 export async function runBenchmark(options: BenchOptions, argv: string[]): Promise<string> {
+  const loadAtStart = os.loadavg()[0];
   const root = mkdtempSync(path.join(options.workDir ?? os.tmpdir(), 'cardinal-bench-'));
   const results: Results = new Map();
   const versions = new Map<ServerKind, string>();
@@ -284,6 +289,7 @@ export async function runBenchmark(options: BenchOptions, argv: string[]): Promi
     `Machine: ${describeMachine()}`,
     `Servers: ${options.servers.map((kind) => `${kind} ${versions.get(kind) ?? ''}`.trim()).join('; ')}`,
     `Runs: ${options.plan.runs} per request measurement, ${options.plan.uploadRuns} per upload and initial vdirsyncer sync; medians shown`,
+    `Load average (1 min): ${loadAtStart.toFixed(2)} at the start, ${os.loadavg()[0].toFixed(2)} at the end`,
   ];
   return [...header.map((line) => `- ${line}`), '', renderTables(results, options.servers), '#### Targets', '', renderTargets(results), ''].join(
     '\n',
@@ -308,6 +314,14 @@ export async function main(argv: string[]): Promise<void> {
 }
 
 if (require.main === module) {
+  // A server busy with a long request may ignore SIGTERM, so an interrupted run kills them all.
+  for (const name of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(name, () => {
+      progress(`${name} received; stopping the servers`);
+      killRunningServers();
+      process.exit(130);
+    });
+  }
   main(process.argv.slice(2)).catch((error: unknown) => {
     process.stderr.write(`bench: ${(error as Error).stack ?? String(error)}\n`);
     process.exitCode = 1;

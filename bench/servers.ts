@@ -30,8 +30,13 @@ export interface CardinalOptions {
 
 /** Returns the short commit id of a git checkout, or `unknown` outside one. */
 export async function commitOf(root: string): Promise<string> {
-  const result = await runCommand('git', ['-C', root, 'rev-parse', '--short', 'HEAD']);
-  return result.code === 0 ? result.stdout.trim() : 'unknown';
+  try {
+    const result = await runCommand('git', ['-C', root, 'rev-parse', '--short', 'HEAD']);
+    return result.code === 0 ? result.stdout.trim() : 'unknown';
+  } catch {
+    // Without git the record names the commit `unknown` instead of failing the run.
+    return 'unknown';
+  }
 }
 
 const MKCOL_ADDRESSBOOK =

@@ -11,7 +11,7 @@ import { errorBody } from '../dav/xml';
 import type { Storage, User } from '../storage/types';
 import type { Config } from './config';
 import { LoginGuard } from './login-guard';
-import { LoginCache, verifyPassword } from './passwords';
+import { LoginCache } from './passwords';
 
 export interface AppOptions {
   storage: Storage;
@@ -109,9 +109,7 @@ export function createApp(options: AppOptions): Koa {
   /** Checks a local user's password: returns the user when it matches, false when it does not, undefined when the name has no local password. */
   async function checkLocal(user: User | undefined, password: string): Promise<User | false | undefined> {
     if (!user || !user.passwordHash) return undefined;
-    if (!(await verifyPassword(password, user.passwordHash))) return false;
-    logins.add(user.name, password, user.passwordHash);
-    return user;
+    return (await logins.verify(user.name, password, user.passwordHash)) ? user : false;
   }
 
   app.use(async (ctx, next) => {

@@ -7,10 +7,21 @@ const P = 1;
 const KEY_LENGTH = 32;
 const MAX_MEMORY = 64 * 1024 * 1024;
 
+/** The tail of the queue of hashes; each new one waits for it. */
+let lastDerivation: Promise<unknown> = Promise.resolve();
+
+/**
+ * Derives one key at a time, because each scrypt run holds 32 MiB: eight
+ * clients whose cached logins expire together would otherwise need 256 MiB.
+ */
 function derive(password: string, salt: Buffer, n: number, r: number, p: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    scrypt(password, salt, KEY_LENGTH, { N: n, r, p, maxmem: MAX_MEMORY }, (error, key) => (error ? reject(error) : resolve(key)));
-  });
+  const run = () =>
+    new Promise<Buffer>((resolve, reject) => {
+      scrypt(password, salt, KEY_LENGTH, { N: n, r, p, maxmem: MAX_MEMORY }, (error, key) => (error ? reject(error) : resolve(key)));
+    });
+  const result = lastDerivation.then(run, run);
+  lastDerivation = result.catch(() => undefined);
+  return result;
 }
 
 /** Hashes a password as `scrypt$N$r$p$salt$hash` (salt and hash in base64). */
@@ -58,5 +69,25 @@ export class LoginCache {
   add(name: string, password: string, stored: string): void {
     if (this.entries.size >= this.maxEntries) this.entries.clear();
     this.entries.set(this.key(name, password, stored), Date.now() + this.ttlMs);
+  }
+
+  private readonly pending = new Map<string, Promise<boolean>>();
+
+  /**
+   * Verifies a password once for all requests that carry the same
+   * credentials at the same time, and remembers a match.
+   */
+  verify(name: string, password: string, stored: string): Promise<boolean> {
+    const key = this.key(name, password, stored);
+    const running = this.pending.get(key);
+    if (running) return running;
+    const check = verifyPassword(password, stored)
+      .then((matches) => {
+        if (matches) this.add(name, password, stored);
+        return matches;
+      })
+      .finally(() => this.pending.delete(key));
+    this.pending.set(key, check);
+    return check;
   }
 }
