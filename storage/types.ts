@@ -1,8 +1,8 @@
 /**
- * The storage contract. The SQLite backend implements it today; a PostgreSQL
+ * The storage contract. The SQLite backend implements it today. A PostgreSQL
  * backend for several server nodes will implement the same interface, so every
- * method is asynchronous and no caller may assume that one process owns the data.
- * SQL and transactions stay behind this interface.
+ * method is asynchronous, and no caller may assume that one process owns the
+ * data. SQL and transactions stay behind this interface.
  */
 
 export interface User {
@@ -28,7 +28,7 @@ export interface AddressBook {
   modifiedAt: number;
 }
 
-/** What a user may do with a book: everything as its owner, or what a grant allows. */
+/** A user's rights on a book: all of them as its owner, or those of a grant. */
 export type Access = 'owner' | 'write' | 'read';
 
 export type Grantee = { kind: 'user'; id: number } | { kind: 'group'; id: number } | { kind: 'everyone' };
@@ -42,7 +42,7 @@ export interface VisibleBook {
   mount: string;
 }
 
-/** Where a group's membership comes from: made with the command line, or mirrored from an LDAP directory. */
+/** The origin of a group's membership: the command line, or a mirrored LDAP directory. */
 export type GroupSource = 'local' | 'ldap';
 
 export interface Group {
@@ -242,7 +242,10 @@ export interface Storage {
   getBookProperties(bookId: number): Promise<Map<string, string>>;
   deleteBook(bookId: number): Promise<void>;
 
-  /** Own books first, then books granted to the user, a group of theirs or everyone; a mount that clashes with an own slug is left out. */
+  /**
+   * Lists own books first, then books granted to the user, to a group of theirs or to everyone.
+   * A granted book whose mount clashes with an own slug is left out.
+   */
   listVisibleBooks(userId: number): Promise<VisibleBook[]>;
   findVisibleBook(userId: number, mount: string): Promise<VisibleBook | undefined>;
   grant(bookId: number, grantee: Grantee, access: 'read' | 'write', mount: string): Promise<void>;
