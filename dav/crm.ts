@@ -197,5 +197,5 @@ export async function enforceCrmRulesOnBookDelete(dc: DavContext, resource: Book
     seen.add(candidate.id);
     linked.push(...(await linkedContacts(dc.storage, account.uid, (other) => other.bookId === bookId)));
   }
-  if (linked.length > 0) throw await linkedContactsError(dc, 'the address book holds accounts that contacts in other books link to', linked);
+  if (linked.length > 0) throw await linkedContactsError(dc, 'the address book contains accounts that contacts in other books link to', linked);
 }

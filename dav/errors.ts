@@ -1,5 +1,5 @@
 /**
- * An error answered as a DAV:error body. `condition` is the Clark name of the
+ * An error sent to the client as a DAV:error body. `condition` is the Clark name of the
  * precondition or postcondition element (RFC 4918 section 16) when one applies.
  */
 export class DavError extends Error {

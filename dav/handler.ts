@@ -23,7 +23,7 @@ const HANDLERS: Record<string, Handler> = {
   DELETE: handleDelete,
 };
 
-/** Methods each kind of resource supports, for the Allow header and 405 answers. */
+/** Returns the methods a kind of resource supports, for the Allow header of OPTIONS and 405 responses. */
 export function allowedMethods(resource: Resource | undefined): string[] {
   const base = ['OPTIONS', 'GET', 'HEAD', 'PROPFIND'];
   switch (resource?.kind) {
@@ -76,7 +76,8 @@ function checkAccess(resource: Resource, method: string): void {
   if (!WRITE_METHODS.has(method)) return;
   const needsOwner = resource.kind === 'book';
   if (resource.access === 'owner' || (!needsOwner && resource.access === 'write')) return;
-  const privilege = needsOwner ? (method === 'DELETE' ? 'unbind' : 'write-properties') : 'write-content';
+  let privilege = 'write-content';
+  if (needsOwner) privilege = method === 'DELETE' ? 'unbind' : 'write-properties';
   throw new DavError(
     403,
     clark(NS.DAV, 'need-privileges'),

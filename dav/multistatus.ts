@@ -45,7 +45,7 @@ export function responseXml(href: string, propstats: PropStat[]): string {
   return `<d:response><d:href>${escapeXml(href)}</d:href>${parts.join('')}</d:response>`;
 }
 
-/** A response that carries a status for the whole href (a missing card, a removed one, a truncation). */
+/** Builds a response with one status for the whole href: a missing card, a removed one, or a truncated result. */
 export function statusResponseXml(href: string, status: number, error?: string): string {
   const errorXml = error ? `<d:error>${error}</d:error>` : '';
   return `<d:response><d:href>${escapeXml(href)}</d:href>${statusLine(status)}${errorXml}</d:response>`;

@@ -5,7 +5,7 @@ import { PropStat, responseXml, sendMultistatus } from './multistatus';
 import { P, PROTECTED } from './props';
 import { childrenNamed, clark, is, NS, serializeNodes, tag, XmlElement } from './xml';
 
-/** Longest display name or description accepted, in characters. */
+/** Maximum length of a display name or description, in characters. */
 const MAX_TEXT = 4096;
 /** Most dead properties one address book may carry. */
 const MAX_DEAD_PROPERTIES = 64;

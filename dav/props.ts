@@ -56,7 +56,7 @@ export const PROTECTED = new Set<string>([
   d('current-user-privilege-set'),
 ]);
 
-/** Properties in an allprop answer (RFC 4918 section 9.1 leaves out the costly and RFC 3744 ones). */
+/** Properties of an allprop response, without the costly ones and those of RFC 3744, as RFC 4918 section 9.1 allows. */
 const ALLPROP_COLLECTION = [P.resourcetype, P.displayname, P.creationdate, P.getlastmodified];
 const ALLPROP_BOOK = [...ALLPROP_COLLECTION, P.addressbookDescription, P.getctag];
 const ALLPROP_CARD = [P.resourcetype, P.getetag, P.getcontenttype, P.getcontentlength, P.getlastmodified];

@@ -63,7 +63,7 @@ function parseAddressDataProp(element: XmlElement): AddressDataProp {
 }
 
 /**
- * The response for a card whose address data cannot be rendered as requested:
+ * Builds the response for a card whose address data cannot be rendered as requested:
  * its other properties as usual, and address-data in a 403 propstat with
  * CARDDAV:supported-address-data-conversion (RFC 6352 section 10.4.1).
  */

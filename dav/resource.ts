@@ -28,7 +28,7 @@ export function homeHref(user: User): string {
   return `${HOMES}${encodeSegment(user.name)}/`;
 }
 
-/** The href of a book in a user's home: its own slug, or the mount of a shared book. */
+/** Returns a book's href in a user's home: its own slug, or the mount of a shared book. */
 export function bookHref(viewer: User, mount: string): string {
   return `${homeHref(viewer)}${encodeSegment(mount)}/`;
 }

@@ -92,7 +92,7 @@ export function parseXml(body: string): XmlElement {
     if (error instanceof XmlError) throw error;
     throw new XmlError(`malformed XML: ${(error as Error).message}`);
   }
-  if (!root) throw new XmlError('the body holds no XML element');
+  if (!root) throw new XmlError('the body contains no XML element');
   return root;
 }
 
@@ -206,7 +206,7 @@ export function serializeNodes(nodes: XmlNode[]): string {
 
 export const XML_HEADER = '<?xml version="1.0" encoding="utf-8"?>\n';
 
-/** The body of a DAV:error response naming a precondition or postcondition, and any further empty condition elements. */
+/** Builds a DAV:error body naming a precondition or postcondition, plus any further empty condition elements. */
 export function errorBody(condition: string, inner = '', description?: string, extraConditions: string[] = []): string {
   const descriptionElement = description ? `<cardinal:description>${escapeXml(description)}</cardinal:description>` : '';
   const extra = extraConditions.map((name) => tag(name)).join('');

@@ -63,8 +63,9 @@ export function buildProgram(): Command {
       for (const entry of await storage.listUsers()) {
         const books = await storage.listBooks(entry.id);
         const account = accounts.get(entry.id);
-        const kind =
-          entry.name === DIRECTORY_USER ? '\tsystem user, owns the company directory' : account ? `\tdirectory login${account.active ? '' : ', not in the directory'}` : '';
+        let kind = '';
+        if (entry.name === DIRECTORY_USER) kind = '\tsystem user, owns the company directory';
+        else if (account) kind = account.active ? '\tdirectory login' : '\tdirectory login, not in the directory';
         console.log(`${entry.name}\t${books.length} address book${books.length === 1 ? '' : 's'}${kind}`);
       }
     });

@@ -11,7 +11,7 @@ const MAX_MEMORY = 64 * 1024 * 1024;
 let lastDerivation: Promise<unknown> = Promise.resolve();
 
 /**
- * Derives one key at a time, because each scrypt run holds 32 MiB: eight
+ * Derives one key at a time, because each scrypt run uses 32 MiB. Eight
  * clients whose cached logins expire together would otherwise need 256 MiB.
  */
 function derive(password: string, salt: Buffer, n: number, r: number, p: number): Promise<Buffer> {

@@ -109,7 +109,7 @@ export interface SqliteOptions {
 
 /**
  * The embedded backend: one SQLite file in WAL mode. Several processes (the
- * server and the command line) may open the same file; every write runs in an
+ * server and the command line) may open the same file. Every write runs in an
  * IMMEDIATE transaction, and `busy_timeout` makes a second writer wait.
  */
 export class SqliteStorage implements Storage {
@@ -416,7 +416,7 @@ export class SqliteStorage implements Storage {
     return (this.db.prepare(sql).all(...params) as Row[]).map(toCardMeta);
   }
 
-  /** The EXPLAIN QUERY PLAN lines of queryCards for a filter, for tests that check which indexes it uses. */
+  /** Returns the EXPLAIN QUERY PLAN lines of queryCards for a filter, for tests that check which indexes it uses. */
   explainQuery(bookId: number, filter: CardFilter): string[] {
     const { sql, params } = this.queryStatement(bookId, filter, 0, 1000);
     const rows = this.db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as Row[];

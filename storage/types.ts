@@ -282,7 +282,7 @@ export interface Storage {
    * One page of metadata of the cards that match `filter`, ordered by id,
    * starting after `afterId`, evaluated on the query index without reading
    * card bodies. It rejects a filter with a text-match on a property whose
-   * values are not indexed (see `IndexedProperty.value`); callers evaluate
+   * values are not indexed (see `IndexedProperty.value`), so callers evaluate
    * such a filter on the cards themselves.
    */
   queryCards(bookId: number, filter: CardFilter, afterId: number, limit: number): Promise<CardMeta[]>;

@@ -226,8 +226,8 @@ function convertBinary30to40(line: ContentLine): ContentLine {
 
 /**
  * Decodes the percent-encoded data of a data: URI (RFC 2397) into bytes. The
- * escapes may name any octet, so they are not read as UTF-8: a KEY or SOUND
- * holds binary data.
+ * escapes may name any octet, so they are not read as UTF-8, because a KEY or
+ * SOUND contains binary data.
  */
 function percentDecode(data: string, property: string): Buffer {
   const bytes: Buffer[] = [];
@@ -404,7 +404,7 @@ function params40to30(params: Parameter[]): Parameter[] {
   return kept;
 }
 
-/** A 3.0 LABEL property for a 4.0 ADR's LABEL parameter, in which `\n` is a line break as in RFC 6350's own example. */
+/** Builds the 3.0 LABEL property for a 4.0 ADR's LABEL parameter, reading `\n` as a line break as RFC 6350's own example does. */
 function labelLine(adr: ContentLine, label: string): ContentLine {
   const types = values(adr, 'TYPE');
   const text = escapeText(label.replace(/\\n/gi, '\n'));
