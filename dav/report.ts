@@ -129,11 +129,8 @@ async function multiget(dc: DavContext, resource: BookResource, root: XmlElement
       const batch = hrefs.slice(start, start + MULTIGET_BATCH).map((href) => ({ href, name: hrefToName(href, resource) }));
       const names = batch.flatMap((entry) => (entry.name === undefined ? [] : [entry.name]));
       const found = new Map<string, CardMeta | Card>();
-      if (needsData) for (const card of await storage.getCards(resource.book.id, names)) found.set(card.name, card);
-      else for (const name of names) {
-        const card = await storage.getCardMeta(resource.book.id, name);
-        if (card) found.set(name, card);
-      }
+      const cards = needsData ? await storage.getCards(resource.book.id, names) : await storage.getCardMetas(resource.book.id, names);
+      for (const card of cards) found.set(card.name, card);
       for (const { href, name } of batch) {
         const card = name === undefined ? undefined : found.get(name);
         yield card ? reportResponse(dc, resource, href, card, props, minimal) : statusResponseXml(href, 404);

@@ -374,17 +374,24 @@ export class SqliteStorage implements Storage {
     return row && toCardMeta(row);
   }
 
-  async getCards(bookId: number, names: string[]): Promise<Card[]> {
-    const cards: Card[] = [];
+  /** Reads cards by name in batches; statements are cached per batch size, so at most IN_BATCH of them exist per column list. */
+  private cardsByName(columns: string, bookId: number, names: string[]): Row[] {
+    const rows: Row[] = [];
     for (let start = 0; start < names.length; start += IN_BATCH) {
       const batch = names.slice(start, start + IN_BATCH);
       const placeholders = batch.map(() => '?').join(',');
-      const rows = this.db
-        .prepare(`SELECT ${CARD_META_COLUMNS}, data FROM cards WHERE book_id = ? AND name IN (${placeholders})`)
-        .all(bookId, ...batch) as Row[];
-      for (const row of rows) cards.push(toCard(row));
+      const statement = this.stmt(`SELECT ${columns} FROM cards WHERE book_id = ? AND name IN (${placeholders})`);
+      for (const row of statement.all(bookId, ...batch) as Row[]) rows.push(row);
     }
-    return cards;
+    return rows;
+  }
+
+  async getCards(bookId: number, names: string[]): Promise<Card[]> {
+    return this.cardsByName(`${CARD_META_COLUMNS}, data`, bookId, names).map(toCard);
+  }
+
+  async getCardMetas(bookId: number, names: string[]): Promise<CardMeta[]> {
+    return this.cardsByName(CARD_META_COLUMNS, bookId, names).map(toCardMeta);
   }
 
   async listCardMeta(bookId: number, afterId: number, limit: number): Promise<CardMeta[]> {

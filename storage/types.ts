@@ -271,8 +271,10 @@ export interface Storage {
 
   getCard(bookId: number, name: string): Promise<Card | undefined>;
   getCardMeta(bookId: number, name: string): Promise<CardMeta | undefined>;
-  /** Cards by name, in one round trip; missing names are absent from the result. */
+  /** Cards by name, read in batches of up to 500 names; missing names are absent from the result. */
   getCards(bookId: number, names: string[]): Promise<Card[]>;
+  /** Card metadata by name, read like `getCards` but without the bodies. */
+  getCardMetas(bookId: number, names: string[]): Promise<CardMeta[]>;
   /** One page of card metadata ordered by id, starting after `afterId`. */
   listCardMeta(bookId: number, afterId: number, limit: number): Promise<CardMeta[]>;
   /** One page of full cards ordered by id, starting after `afterId`. */
