@@ -4,9 +4,9 @@ import { bookAcl } from './acl';
 import type { DavContext } from './context';
 import { DavError } from './errors';
 import { prefetchFirst, PropStat, responseXml, sendMultistatus } from './multistatus';
-import { allpropNames, cardProperty, collectionProperty, P, PropertyContext, propertyNames } from './props';
+import { allpropNames, cardProperty, collectionProperty, P, PER_CARD_PROPERTIES, PropertyContext, propertyNames } from './props';
 import { bookHref, encodeSegment, homeHref, HOMES, principalHref, PRINCIPALS, Resource } from './resource';
-import { child, clark, is, NS, XmlElement } from './xml';
+import { child, clark, escapeXml, is, NS, XmlElement } from './xml';
 
 export type PropRequest = { kind: 'allprop'; include: string[] } | { kind: 'propname' } | { kind: 'prop'; names: string[] };
 
@@ -73,6 +73,68 @@ export function cardResponse(
   const lookup = (name: string) =>
     name === clark(NS.CARDDAV, 'address-data') ? addressData : cardProperty(context, owner, card, name);
   return responseXml(href, propstats(request, 'card', lookup, minimal));
+}
+
+/** Builds the DAV:response of one card; address-data is the escaped content, or undefined when not sent. */
+export type CardResponder = (href: string, card: CardMeta, addressData?: string) => string;
+
+/**
+ * Returns a builder of card responses for one request. Every card of a
+ * listing gets the same properties, so the response is laid out once as a
+ * template, with a slot for the href and for each property whose value
+ * differs between cards, and each card only fills the slots. The template is
+ * made by responseXml itself from marked values, so the output is the same
+ * as cardResponse's.
+ */
+export function cardResponder(context: PropertyContext, owner: User, request: PropRequest, minimal: boolean): CardResponder {
+  if (request.kind === 'propname') {
+    return (href, card, addressData) => cardResponse(context, owner, href, card, request, minimal, addressData);
+  }
+  const templates = new Map<boolean, Template | undefined>();
+  return (href, card, addressData) => {
+    const withData = addressData !== undefined;
+    if (!templates.has(withData)) templates.set(withData, cardTemplate(context, owner, request, minimal, withData));
+    const template = templates.get(withData);
+    if (!template) return cardResponse(context, owner, href, card, request, minimal, addressData);
+    let xml = template.parts[0] + escapeXml(href) + template.parts[1];
+    for (let i = 0; i < template.slots.length; i++) {
+      const slot = template.slots[i];
+      xml += (slot === ADDRESS_DATA ? addressData : cardProperty(context, owner, card, slot)) + template.parts[i + 2];
+    }
+    return xml;
+  };
+}
+
+const ADDRESS_DATA = clark(NS.CARDDAV, 'address-data');
+
+/** Characters that cannot occur in a property name or an escaped value, used to mark the slots. */
+const MARK_OPEN = '\uE000';
+const MARK_CLOSE = '\uE001';
+
+interface Template {
+  /** The text around the slots: before the href, after it, then after each slot. */
+  parts: string[];
+  /** Property names filled per card, in order. */
+  slots: string[];
+}
+
+function cardTemplate(context: PropertyContext, owner: User, request: PropRequest, minimal: boolean, withData: boolean): Template | undefined {
+  const slots: string[] = [];
+  const mark = (name: string) => {
+    slots.push(name);
+    return `${MARK_OPEN}${slots.length}${MARK_CLOSE}`;
+  };
+  const probe: CardMeta = { id: 0, bookId: 0, name: '', uid: '', etag: '', size: 0, modifiedAt: 0, seq: 0 };
+  const lookup = (name: string) => {
+    if (name === ADDRESS_DATA) return withData ? mark(name) : undefined;
+    const value = cardProperty(context, owner, probe, name);
+    return value !== undefined && PER_CARD_PROPERTIES.has(name) ? mark(name) : value;
+  };
+  const xml = responseXml(`${MARK_OPEN}0${MARK_CLOSE}`, propstats(request, 'card', lookup, minimal));
+  const parts = xml.split(new RegExp(`${MARK_OPEN}\\d+${MARK_CLOSE}`));
+  // A marker character in a value (a user name, say) would shift the slots: build such responses one by one.
+  if (parts.length !== slots.length + 2 || xml.split(MARK_OPEN).length !== slots.length + 2) return undefined;
+  return { parts, slots };
 }
 
 export function wantsMinimal(dc: DavContext): boolean {
@@ -150,14 +212,18 @@ export async function handlePropfind(dc: DavContext): Promise<void> {
   async function* responses(): AsyncGenerator<string> {
     const book = depth === 1 && resource.kind === 'book' ? resource : undefined;
     // The first page is read before the first response, so prefetchFirst runs it before the 207 starts.
-    let page = book ? await storage.listCardMeta(book.book.id, 0, LISTING_PAGE) : [];
+    // It holds every card: one SELECT reads one state of the book, while pages read by separate statements
+    // could mix the cards before and after a write committed between them (a directory sync, say).
+    // NOTE: this keeps the metadata of the whole book in memory for the length of the response.
+    let page = book ? await storage.listCardMeta(book.book.id, 0, Number.MAX_SAFE_INTEGER) : [];
     yield self;
     yield* childResponses;
     if (!book) return;
     context.access = book.access;
+    const respond = cardResponder(context, book.owner, request, minimal);
     for (;;) {
       for (const card of page) {
-        yield cardResponse(context, book.owner, book.href + encodeSegment(card.name), card, request, minimal);
+        yield respond(book.href + encodeSegment(card.name), card);
       }
       if (page.length < LISTING_PAGE) return;
       page = await storage.listCardMeta(book.book.id, page[page.length - 1].id, LISTING_PAGE);

@@ -223,6 +223,9 @@ export function collectionProperty(
   return deadProperties?.get(name);
 }
 
+/** Card properties whose values differ from card to card; the others are the same for every card of a listing. */
+export const PER_CARD_PROPERTIES: ReadonlySet<string> = new Set([P.getetag, P.getcontentlength, P.getlastmodified]);
+
 /** Returns a property of a card, or undefined; address-data is handled by the caller. */
 export function cardProperty(context: PropertyContext, owner: User, card: CardMeta, name: string): string | undefined {
   switch (name) {

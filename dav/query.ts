@@ -6,7 +6,7 @@ import type { DavContext } from './context';
 import { DavError } from './errors';
 import { prefetchFirst, sendMultistatus, statusResponseXml } from './multistatus';
 import { wantsMinimal } from './propfind';
-import { reportResponse, ReportProps } from './report';
+import { reportResponder, ReportProps } from './report';
 import { encodeSegment, Resource } from './resource';
 import { childrenNamed, clark, NS, tag, XmlElement } from './xml';
 
@@ -180,6 +180,7 @@ export async function runQuery(dc: DavContext, resource: BookResource, root: Xml
     ? scannedMatches(dc, bookId, filter, maxMatches)
     : indexedMatches(dc, bookId, filter, props.addressData !== undefined, maxMatches);
 
+  const respond = reportResponder(dc, resource, props, minimal);
   async function* responses(): AsyncGenerator<string> {
     let count = 0;
     for await (const card of matches) {
@@ -188,7 +189,7 @@ export async function runQuery(dc: DavContext, resource: BookResource, root: Xml
         return;
       }
       count++;
-      yield reportResponse(dc, resource, resource.href + encodeSegment(card.name), card, props, minimal);
+      yield respond(resource.href + encodeSegment(card.name), card);
     }
   }
   sendMultistatus(dc.ctx, await prefetchFirst(responses()));

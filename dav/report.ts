@@ -4,7 +4,7 @@ import { readXmlBody } from './body';
 import type { DavContext } from './context';
 import { DavError } from './errors';
 import { prefetchFirst, PropStat, responseXml, sendMultistatus, statusResponseXml } from './multistatus';
-import { cardResponse, PropRequest, propNames, wantsMinimal } from './propfind';
+import { cardResponder, PropRequest, propNames, wantsMinimal } from './propfind';
 import { cardProperty, P, parseSyncToken, syncToken } from './props';
 import { decodePath, encodeSegment, Resource } from './resource';
 import { runQuery } from './query';
@@ -87,17 +87,22 @@ function conversionFailure(dc: DavContext, resource: BookResource, href: string,
   return responseXml(href, propstats);
 }
 
-/** Builds a response for one card, with address-data rendered when requested. */
-export function reportResponse(dc: DavContext, resource: BookResource, href: string, card: CardMeta | Card, props: ReportProps, minimal: boolean): string {
+/** Builds the response of one card of a report, with address-data rendered when requested. */
+export type ReportResponder = (href: string, card: CardMeta | Card) => string;
+
+export function reportResponder(dc: DavContext, resource: BookResource, props: ReportProps, minimal: boolean): ReportResponder {
   // The card's privileges are the user's access to the book, as PROPFIND reports them.
   const context = { user: dc.user, maxResourceSize: dc.limits.maxResourceSize, access: resource.access };
-  let data: string | undefined;
-  if (props.addressData && 'data' in card) {
-    const rendered = renderAddressData(card.data, props.addressData);
-    if (!rendered.ok) return conversionFailure(dc, resource, href, card, props, minimal, rendered.message);
-    data = escapeXml(rendered.text);
-  }
-  return cardResponse(context, resource.owner, href, card, props.request, minimal, data);
+  const respond = cardResponder(context, resource.owner, props.request, minimal);
+  return (href, card) => {
+    let data: string | undefined;
+    if (props.addressData && 'data' in card) {
+      const rendered = renderAddressData(card.data, props.addressData);
+      if (!rendered.ok) return conversionFailure(dc, resource, href, card, props, minimal, rendered.message);
+      data = escapeXml(rendered.text);
+    }
+    return respond(href, card, data);
+  };
 }
 
 /** Maps a multiget href (absolute URL or path, percent-encoded or not) to a card name in this book. */
@@ -123,6 +128,7 @@ async function multiget(dc: DavContext, resource: BookResource, root: XmlElement
   const minimal = wantsMinimal(dc);
   const storage = dc.storage;
   const needsData = props.addressData !== undefined;
+  const respond = reportResponder(dc, resource, props, minimal);
 
   async function* responses(): AsyncGenerator<string> {
     for (let start = 0; start < hrefs.length; start += MULTIGET_BATCH) {
@@ -133,7 +139,7 @@ async function multiget(dc: DavContext, resource: BookResource, root: XmlElement
       for (const card of cards) found.set(card.name, card);
       for (const { href, name } of batch) {
         const card = name === undefined ? undefined : found.get(name);
-        yield card ? reportResponse(dc, resource, href, card, props, minimal) : statusResponseXml(href, 404);
+        yield card ? respond(href, card) : statusResponseXml(href, 404);
       }
     }
   }
@@ -169,22 +175,27 @@ async function syncCollection(dc: DavContext, resource: BookResource, root: XmlE
   const minimal = wantsMinimal(dc);
   const storage = dc.storage;
   let finalSeq = sinceSeq;
+  const respond = reportResponder(dc, resource, props, minimal);
 
   async function* responses(): AsyncGenerator<string> {
     let seq = sinceSeq;
     let remaining = limit ?? Infinity;
     for (;;) {
       const page = await storage.changesSince(book.id, seq, Math.min(SYNC_PAGE, remaining));
-      const present = page.changes.filter((change) => change.card !== undefined).map((change) => change.name);
+      // Changes committed after the request resolved the book (book.syncSeq) wait for the next sync, so a card
+      // written while this response streams is not listed twice, once as it was and once as it is now.
+      const changes = page.changes.filter((change) => change.seq <= book.syncSeq);
+      const later = changes.length < page.changes.length;
+      const present = changes.filter((change) => change.card !== undefined).map((change) => change.name);
       const withData = props.addressData ? new Map((await storage.getCards(book.id, present)).map((c) => [c.name, c])) : undefined;
-      for (const change of page.changes) {
+      for (const change of changes) {
         const href = resource.href + encodeSegment(change.name);
         const card = withData ? withData.get(change.name) : change.card;
-        yield card ? reportResponse(dc, resource, href, card, props, minimal) : statusResponseXml(href, 404);
+        yield card ? respond(href, card) : statusResponseXml(href, 404);
       }
-      seq = page.seq;
-      remaining -= page.changes.length;
-      if (!page.truncated) break;
+      seq = later ? book.syncSeq : page.seq;
+      remaining -= changes.length;
+      if (later || !page.truncated) break;
       if (remaining <= 0) {
         yield statusResponseXml(resource.href, 507, tag(clark(NS.DAV, 'number-of-matches-within-limits')));
         break;

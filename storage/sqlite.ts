@@ -28,12 +28,14 @@ import type {
   DirectoryAccount,
 } from './types';
 import { CardIndexWriter } from './cardindex';
+import { BackgroundCheckpointer } from './checkpoint';
 import { cardFilterCondition, SqlValue } from './query';
 import { migrate } from './schema';
 
 type Row = Record<string, unknown>;
 
-const CARD_META_COLUMNS = 'id, book_id, name, uid, etag, size, modified_at, seq';
+/** Named as the fields of CardMeta, so that a row is a CardMeta as it comes from the driver. */
+const CARD_META_COLUMNS = 'id, book_id AS bookId, name, uid, etag, size, modified_at AS modifiedAt, seq';
 /** SQLite allows 32,766 bound parameters; batches stay well below that. */
 const IN_BATCH = 500;
 
@@ -61,20 +63,11 @@ function toBook(row: Row): AddressBook {
 }
 
 function toCardMeta(row: Row): CardMeta {
-  return {
-    id: row.id as number,
-    bookId: row.book_id as number,
-    name: row.name as string,
-    uid: row.uid as string,
-    etag: row.etag as string,
-    size: row.size as number,
-    modifiedAt: row.modified_at as number,
-    seq: row.seq as number,
-  };
+  return row as unknown as CardMeta;
 }
 
 function toCard(row: Row): Card {
-  return { ...toCardMeta(row), data: row.data as Buffer };
+  return row as unknown as Card;
 }
 
 function toGroup(row: Row): Group {
@@ -89,6 +82,18 @@ function toDirectoryAccount(row: Row): DirectoryAccount {
     active: row.active === 1,
   };
 }
+
+/** Writes committed together at most; more wait for the next turn of the event loop. */
+const GROUP_COMMIT_MAX = 64;
+
+interface GroupedWrite {
+  fn: () => unknown;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+}
+
+/** The log file shrinks back to this size after a checkpoint that copied all of it. */
+const JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024;
 
 function etagMatches(current: string | undefined, tags: string[]): boolean {
   if (current === undefined) return false;
@@ -105,6 +110,13 @@ export class UserExistsError extends Error {
 export interface SqliteOptions {
   /** SQLite `synchronous` pragma: NORMAL survives a killed process, FULL also a power loss. */
   synchronous?: 'NORMAL' | 'FULL';
+  /**
+   * Checkpoint the write-ahead log from a worker thread every this many
+   * milliseconds instead of inside the commit that fills it. For a
+   * long-running server; short commands keep SQLite's automatic checkpoint.
+   */
+  checkpointIntervalMs?: number;
+  onCheckpointError?: (message: string) => void;
 }
 
 /**
@@ -116,6 +128,8 @@ export class SqliteStorage implements Storage {
   private readonly db: Database.Database;
   private readonly statements = new Map<string, Database.Statement>();
   private readonly cardIndex: CardIndexWriter;
+  private readonly checkpointer?: BackgroundCheckpointer;
+  private readonly grouped: GroupedWrite[] = [];
 
   constructor(file: string, options: SqliteOptions = {}) {
     if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
@@ -126,6 +140,14 @@ export class SqliteStorage implements Storage {
     this.db.pragma('busy_timeout = 10000');
     migrate(this.db);
     this.cardIndex = new CardIndexWriter(this.db);
+    if (options.checkpointIntervalMs && file !== ':memory:') {
+      this.db.pragma('wal_autocheckpoint = 0');
+      this.checkpointer = new BackgroundCheckpointer(file, {
+        intervalMs: options.checkpointIntervalMs,
+        journalSizeLimit: JOURNAL_SIZE_LIMIT,
+        onError: options.onCheckpointError,
+      });
+    }
   }
 
   private stmt(sql: string): Database.Statement {
@@ -141,7 +163,48 @@ export class SqliteStorage implements Storage {
     return this.db.transaction(fn).immediate();
   }
 
+  /**
+   * Group commit: writes queued in the same turn of the event loop share one
+   * IMMEDIATE transaction, each in a savepoint of its own, so that one
+   * write's failure rolls back that write alone. Every promise settles after
+   * the commit, so nothing is reported stored before it is. Most of the cost
+   * of a single-card commit is writing the B-tree pages it touched to the
+   * log, and cards committed together share most of those pages.
+   */
+  private writeGrouped<T>(fn: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.grouped.push({ fn, resolve: resolve as (value: unknown) => void, reject });
+      if (this.grouped.length === 1) setImmediate(() => this.commitGroup());
+    });
+  }
+
+  private commitGroup(): void {
+    const group = this.grouped.splice(0, GROUP_COMMIT_MAX);
+    if (this.grouped.length > 0) setImmediate(() => this.commitGroup());
+    const outcomes: Array<{ value?: unknown; error?: unknown; failed: boolean }> = [];
+    try {
+      this.write(() => {
+        for (const write of group) {
+          try {
+            outcomes.push({ value: this.db.transaction(write.fn)(), failed: false });
+          } catch (error) {
+            outcomes.push({ error, failed: true });
+          }
+        }
+      });
+    } catch (error) {
+      for (const write of group) write.reject(error);
+      return;
+    }
+    group.forEach((write, index) => {
+      const outcome = outcomes[index];
+      if (outcome.failed) write.reject(outcome.error);
+      else write.resolve(outcome.value);
+    });
+  }
+
   async close(): Promise<void> {
+    await this.checkpointer?.stop();
     this.db.close();
   }
 
@@ -474,7 +537,7 @@ export class SqliteStorage implements Storage {
   }
 
   async putCard(bookId: number, input: CardInput, condition: PutCondition): Promise<PutResult> {
-    return this.write(() => this.putCardInTransaction(bookId, input, condition));
+    return this.writeGrouped(() => this.putCardInTransaction(bookId, input, condition));
   }
 
   async putCards(writes: CardWrite[]): Promise<{ committed: boolean; results: PutResult[] }> {
@@ -550,7 +613,7 @@ export class SqliteStorage implements Storage {
   }
 
   async deleteCard(bookId: number, name: string, ifMatch?: string[]): Promise<DeleteResult> {
-    return this.write(() => this.deleteCardInTransaction(bookId, name, ifMatch));
+    return this.writeGrouped(() => this.deleteCardInTransaction(bookId, name, ifMatch));
   }
 
   private deleteCardInTransaction(bookId: number, name: string, ifMatch?: string[]): DeleteResult {

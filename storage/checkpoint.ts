@@ -1,0 +1,80 @@
+import { Worker } from 'node:worker_threads';
+
+/**
+ * Copies the write-ahead log into the database file from a worker thread
+ * with its own connection, so that no request waits for the copy and its
+ * fsync. The connection that writes turns SQLite's automatic checkpoint off
+ * while this runs. A PASSIVE checkpoint never blocks writers or readers; the
+ * log is reused from its start once a checkpoint has copied all of it.
+ */
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const Database = require(workerData.driver);
+const db = new Database(workerData.file, { fileMustExist: true });
+db.pragma('busy_timeout = 1000');
+db.pragma('journal_size_limit = ' + workerData.journalSizeLimit);
+let running = true;
+function checkpoint() {
+  if (!running) return;
+  try {
+    db.pragma('wal_checkpoint(PASSIVE)');
+  } catch (error) {
+    parentPort.postMessage({ error: String(error && error.message || error) });
+  }
+}
+const timer = setInterval(checkpoint, workerData.intervalMs);
+parentPort.on('message', (message) => {
+  if (message !== 'stop') return;
+  running = false;
+  clearInterval(timer);
+  try {
+    db.pragma('wal_checkpoint(PASSIVE)');
+    db.close();
+  } finally {
+    parentPort.close();
+  }
+});
+`;
+
+export interface CheckpointOptions {
+  intervalMs: number;
+  /** Bytes the log file is truncated to after a checkpoint reset it. */
+  journalSizeLimit: number;
+  onError?: (message: string) => void;
+}
+
+export class BackgroundCheckpointer {
+  private readonly worker: Worker;
+  private stopped?: Promise<void>;
+  private exited = false;
+
+  constructor(file: string, options: CheckpointOptions) {
+    this.worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: {
+        driver: require.resolve('better-sqlite3'),
+        file,
+        intervalMs: options.intervalMs,
+        journalSizeLimit: options.journalSizeLimit,
+      },
+    });
+    this.worker.on('message', (message: { error?: string }) => {
+      if (message.error) options.onError?.(message.error);
+    });
+    this.worker.on('error', (error) => options.onError?.(error.message));
+    this.worker.once('exit', () => {
+      this.exited = true;
+    });
+    this.worker.unref();
+  }
+
+  /** Runs one last checkpoint and ends the worker. */
+  stop(): Promise<void> {
+    this.stopped ??= new Promise<void>((resolve) => {
+      if (this.exited) return resolve();
+      this.worker.once('exit', () => resolve());
+      this.worker.postMessage('stop');
+    });
+    return this.stopped;
+  }
+}

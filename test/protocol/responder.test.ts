@@ -1,0 +1,59 @@
+/**
+ * The template that builds card responses of listings and reports gives the
+ * same XML as building each response on its own, for every shape of request.
+ */
+import { cardResponder, cardResponse, type PropRequest } from '../../dav/propfind';
+import type { PropertyContext } from '../../dav/props';
+import type { CardMeta, User } from '../../storage/types';
+
+const DAV = 'DAV:';
+const CARDDAV = 'urn:ietf:params:xml:ns:carddav';
+const name = (ns: string, local: string) => `{${ns}}${local}`;
+
+const alice: User = { id: 1, name: 'alice', passwordHash: null, createdAt: 0 };
+const cards: CardMeta[] = [
+  { id: 1, bookId: 1, name: 'a.vcf', uid: 'a', etag: '0123abcd', size: 312, modifiedAt: 1_700_000_000_000, seq: 4 },
+  { id: 2, bookId: 1, name: 'b & c.vcf', uid: 'b', etag: 'ffee', size: 9, modifiedAt: 1_600_000_000_000, seq: 9 },
+];
+
+const requests: [string, PropRequest][] = [
+  ['getetag', { kind: 'prop', names: [name(DAV, 'getetag')] }],
+  [
+    'found, unknown and repeated',
+    {
+      kind: 'prop',
+      names: [name(DAV, 'getcontenttype'), name('urn:x-example', 'colour'), name(DAV, 'getetag'), name(DAV, 'getetag'), name(DAV, 'getlastmodified')],
+    },
+  ],
+  ['unknown only', { kind: 'prop', names: [name('urn:x-example', 'colour')] }],
+  ['empty prop', { kind: 'prop', names: [] }],
+  ['address-data', { kind: 'prop', names: [name(DAV, 'getetag'), name(CARDDAV, 'address-data')] }],
+  ['allprop', { kind: 'allprop', include: [] }],
+  ['allprop with include', { kind: 'allprop', include: [name(DAV, 'current-user-privilege-set'), name(DAV, 'owner')] }],
+  ['propname', { kind: 'propname' }],
+];
+
+describe.each(requests)('%s', (_label, request) => {
+  const context: PropertyContext = { user: alice, maxResourceSize: 1_000_000, access: 'read' };
+
+  test.each([false, true])('minimal %s, with and without address data', (minimal) => {
+    const respond = cardResponder(context, alice, request, minimal);
+    for (const card of cards) {
+      const href = `/dav/addressbooks/alice/contacts/${encodeURIComponent(card.name)}`;
+      expect(respond(href, card)).toBe(cardResponse(context, alice, href, card, request, minimal));
+      const data = 'BEGIN:VCARD&#13;\nEND:VCARD';
+      expect(respond(href, card, data)).toBe(cardResponse(context, alice, href, card, request, minimal, data));
+    }
+  });
+});
+
+test('marker character in a user name', () => {
+  const odd: User = { ...alice, name: 'al\uE000ice\uE001' };
+  const context: PropertyContext = { user: odd, maxResourceSize: 1_000_000 };
+  const request: PropRequest = { kind: 'prop', names: [name(DAV, 'owner'), name(DAV, 'getetag'), name(DAV, 'current-user-principal')] };
+  const respond = cardResponder(context, odd, request, false);
+  const href = '/dav/addressbooks/x/contacts/a.vcf';
+  const xml = respond(href, cards[0]);
+  expect(xml).toBe(cardResponse(context, odd, href, cards[0], request, false));
+  expect(xml).toContain('<d:getetag>"0123abcd"</d:getetag>');
+});
