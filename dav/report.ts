@@ -106,7 +106,7 @@ export function reportResponder(dc: DavContext, resource: BookResource, props: R
 }
 
 /** Maps a multiget href (absolute URL or path, percent-encoded or not) to a card name in this book. */
-function hrefToName(href: string, book: BookResource): string | undefined {
+function hrefToName(href: string, bookSegments: string[]): string | undefined {
   let path = href.trim();
   const scheme = /^[a-z][a-z0-9+.-]*:\/\/[^/]*/i.exec(path);
   if (scheme) path = path.slice(scheme[0].length);
@@ -116,7 +116,6 @@ function hrefToName(href: string, book: BookResource): string | undefined {
   } catch {
     return undefined;
   }
-  const bookSegments = decodePath(book.href);
   if (segments.length !== bookSegments.length + 1) return undefined;
   if (!bookSegments.every((segment, i) => segments[i] === segment)) return undefined;
   return segments[segments.length - 1];
@@ -129,10 +128,11 @@ async function multiget(dc: DavContext, resource: BookResource, root: XmlElement
   const storage = dc.storage;
   const needsData = props.addressData !== undefined;
   const respond = reportResponder(dc, resource, props, minimal);
+  const bookSegments = decodePath(resource.href);
 
   async function* responses(): AsyncGenerator<string> {
     for (let start = 0; start < hrefs.length; start += MULTIGET_BATCH) {
-      const batch = hrefs.slice(start, start + MULTIGET_BATCH).map((href) => ({ href, name: hrefToName(href, resource) }));
+      const batch = hrefs.slice(start, start + MULTIGET_BATCH).map((href) => ({ href, name: hrefToName(href, bookSegments) }));
       const names = batch.flatMap((entry) => (entry.name === undefined ? [] : [entry.name]));
       const found = new Map<string, CardMeta | Card>();
       const cards = needsData ? await storage.getCards(resource.book.id, names) : await storage.getCardMetas(resource.book.id, names);

@@ -16,7 +16,11 @@ export type Resource =
   | { kind: 'new-book'; href: string; owner: User; slug: string }
   | { kind: 'card'; href: string; owner: User; book: AddressBook; access: Access; name: string; exists: boolean };
 
+/** Segments that encodeSegment leaves as they are: unreserved characters (RFC 3986 section 2.3) and `@`. */
+const UNRESERVED = /^[A-Za-z0-9._~@-]*$/;
+
 export function encodeSegment(segment: string): string {
+  if (UNRESERVED.test(segment)) return segment;
   return encodeURIComponent(segment).replace(/%40/g, '@');
 }
 

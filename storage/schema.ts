@@ -106,6 +106,14 @@ const MIGRATIONS: Migration[] = [
     db.exec(CARD_INDEX_SCHEMA);
     rebuildCardIndex(db);
   },
+  `
+  -- Listings and sync reports read every column of CardMeta for each card of a book in id or seq order.
+  -- With those columns in the index, they read the index alone and not the rows with the card bodies.
+  DROP INDEX cards_by_book;
+  CREATE INDEX cards_by_book ON cards (book_id, id, name, uid, etag, size, modified_at, seq);
+  DROP INDEX cards_by_seq;
+  CREATE INDEX cards_by_seq ON cards (book_id, seq, id, name, uid, etag, size, modified_at);
+  `,
 ];
 
 export function migrate(db: Database.Database): void {

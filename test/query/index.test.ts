@@ -167,12 +167,12 @@ describe('query plans', () => {
   });
 
   test('equals looks up cards by id', () => {
-    expect(plan(single({}))).toMatch(/SEARCH c USING INDEX cards_by_book \(book_id=\? AND id=\?/);
+    expect(plan(single({}))).toMatch(/SEARCH c USING COVERING INDEX cards_by_book \(book_id=\? AND id=\?/);
   });
 
   test('contains probes each card of the book', () => {
     const text = plan(single({ matchType: 'contains' }));
-    expect(text).toMatch(/SEARCH c USING INDEX cards_by_book \(book_id=\? AND id>\?\)/);
+    expect(text).toMatch(/SEARCH c USING COVERING INDEX cards_by_book \(book_id=\? AND id>\?\)/);
     expect(text).toMatch(/card_props_by_card \(card_id=\? AND name=\?\)/);
   });
 });
