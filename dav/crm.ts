@@ -7,6 +7,7 @@ import {
   describeCard,
   isCrmCard,
   leadState,
+  mayBeCrmCard,
   rewriteCrmCard,
   validateCrmCard,
 } from '../vcard/crm';
@@ -112,6 +113,8 @@ export async function enforceCrmRulesOnPut(
   card: PreparedCard,
   condition: PutCondition,
 ): Promise<{ card: PreparedCard; condition: PutCondition }> {
+  // Most cards are plain contacts: a new one that cannot be a CRM card skips the rules.
+  if (!resource.exists && !mayBeCrmCard(card.properties)) return { card, condition };
   const next = describeCard(card.data);
   const stored = resource.exists ? await dc.storage.getCard(resource.book.id, resource.name) : undefined;
   const previous = stored ? describeCard(stored.data) : undefined;

@@ -51,6 +51,7 @@ export class BackgroundCheckpointer {
   constructor(file: string, options: CheckpointOptions) {
     this.worker = new Worker(WORKER_SOURCE, {
       eval: true,
+      resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 2 },
       workerData: {
         driver: require.resolve('better-sqlite3'),
         file,

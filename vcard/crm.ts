@@ -10,6 +10,7 @@ import {
   unescapeText,
   unfoldBytes,
 } from './contentline';
+import type { IndexedProperty } from '../storage/types';
 import { cardVersion, ConversionError, convertLines } from './convert';
 
 /**
@@ -163,6 +164,14 @@ function describeLines(lines: ContentLine[]): CrmCard {
 /** Reads the CRM properties of a card that passed `prepareCard`. */
 export function describeCard(data: Buffer): CrmCard {
   return describeLines(readLines(data).parsed);
+}
+
+/**
+ * Returns false when a card's properties show without parsing it again that
+ * isCrmCard is false for it: it has no X-CRM- property and no KIND.
+ */
+export function mayBeCrmCard(properties: readonly IndexedProperty[]): boolean {
+  return properties.some((property) => property.name.startsWith('X-CRM-') || KIND_PROPERTIES.has(property.name));
 }
 
 /** True when the server's CRM rules apply to a card: an account, or a card with any X-CRM- property. */
