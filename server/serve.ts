@@ -3,7 +3,7 @@ import http from 'node:http';
 import https from 'node:https';
 import pino from 'pino';
 import { openStorage } from '../storage';
-import { clientErrorHandler, createApp } from './app';
+import { clientErrorHandler, createApp, serverOptions } from './app';
 import type { Config } from './config';
 import { ConfigError, databasePath } from './config';
 import { scheduleDirectorySync } from '../ldap/scheduler';
@@ -14,12 +14,14 @@ export async function startServer(config: Config): Promise<void> {
     level: config.logLevel,
     redact: ['req.headers.authorization'],
   });
-  const storage = openStorage(config);
+  const storage = openStorage(config, {
+    server: { onCheckpointError: (message) => logger.error({ err: message }, 'checkpoint failed') },
+  });
   const app = createApp({ storage, logger, limits: config.limits, trustProxy: config.trustProxy, config });
   const tls = config.tls.cert !== '' ? { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) } : undefined;
-  const server = tls ? https.createServer(tls, app.callback()) : http.createServer(app.callback());
+  const options = serverOptions(config.timeouts);
+  const server = tls ? https.createServer({ ...options, ...tls }, app.callback()) : http.createServer(options, app.callback());
   server.on('clientError', clientErrorHandler(logger));
-  server.keepAliveTimeout = 30_000;
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) => {

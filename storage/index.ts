@@ -1,11 +1,30 @@
 import type { Config } from '../server/config';
 import { databasePath } from '../server/config';
-import { SqliteStorage } from './sqlite';
+import { checkDatabaseWritable, storageOpenError } from './access';
+import { SqliteOptions, SqliteStorage } from './sqlite';
 import type { Storage } from './types';
 
-/** Opens the configured backend; SQLite in the data folder is the only one so far. */
-export function openStorage(config: Config): Storage {
-  return new SqliteStorage(databasePath(config), { synchronous: config.storage.synchronous });
+export interface OpenOptions {
+  /** Set by the server, which runs long enough to checkpoint in the background. */
+  server?: { onCheckpointError: (message: string) => void };
 }
+
+/** Opens the configured backend; SQLite in the data folder is the only one so far. */
+export function openStorage(config: Config, options: OpenOptions = {}): Storage {
+  const sqlite: SqliteOptions = { synchronous: config.storage.synchronous };
+  if (options.server) {
+    sqlite.checkpointIntervalMs = BACKGROUND_CHECKPOINT_MS;
+    sqlite.onCheckpointError = options.server.onCheckpointError;
+  }
+  const file = databasePath(config);
+  checkDatabaseWritable(file);
+  try {
+    return new SqliteStorage(file, sqlite);
+  } catch (error) {
+    throw storageOpenError(file, error);
+  }
+}
+
+const BACKGROUND_CHECKPOINT_MS = 1000;
 
 export type { Storage } from './types';
