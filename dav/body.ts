@@ -11,18 +11,24 @@ function isTooLarge(error: unknown): boolean {
 /**
  * Reads the request body up to `limit` bytes. A declared Content-Length over
  * the limit fails before anything is read, and a chunked body fails as soon as
- * it passes the limit, so no body is ever buffered beyond it.
+ * it passes the limit, so no body is ever buffered beyond it. Either failure
+ * closes the connection after the response, because the rest of the body
+ * would otherwise be read and discarded to reuse the connection.
  */
 export async function readBody(ctx: Koa.Context, limit: number, tooLarge: () => DavError): Promise<Buffer> {
   const declared = ctx.get('content-length');
   if (declared !== '' && Number(declared) > limit) {
+    ctx.set('Connection', 'close');
     ctx.req.resume();
     throw tooLarge();
   }
   try {
     return await getRawBody(ctx.req, { limit, length: declared === '' ? undefined : Number(declared) });
   } catch (error) {
-    if (isTooLarge(error)) throw tooLarge();
+    if (isTooLarge(error)) {
+      ctx.set('Connection', 'close');
+      throw tooLarge();
+    }
     throw new DavError(400, undefined, `the request body could not be read: ${(error as Error).message}`);
   }
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { STATUS_CODES, type ServerResponse } from 'node:http';
+import http, { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import Koa from 'koa';
 import type { Logger } from 'pino';
@@ -7,7 +7,7 @@ import type { DavLimits } from '../dav/context';
 import { DavError } from '../dav/errors';
 import { DAV_HEADER, dispatch } from '../dav/handler';
 import { DAV_ROOT, resolveResource } from '../dav/resource';
-import { errorBody } from '../dav/xml';
+import { clark, errorBody, NS } from '../dav/xml';
 import type { Storage, User } from '../storage/types';
 import type { Config } from './config';
 import { LoginGuard } from './login-guard';
@@ -84,6 +84,37 @@ export function clientErrorHandler(logger: Logger): (error: NodeJS.ErrnoExceptio
   };
 }
 
+/**
+ * Returns the options for http.createServer and https.createServer that
+ * enforce the configured timeouts. Node checks the headers and request
+ * timeouts every connectionsCheckingInterval (30 s by default), so short
+ * timeouts get a shorter interval and act within half a headers timeout of
+ * their configured time.
+ */
+export function serverOptions(timeouts: Config['timeouts']): http.ServerOptions {
+  const headersTimeout = Math.round(timeouts.headersSeconds * 1000);
+  const requestTimeout = Math.round(timeouts.requestSeconds * 1000);
+  return {
+    headersTimeout,
+    requestTimeout,
+    keepAliveTimeout: Math.round(timeouts.keepAliveSeconds * 1000),
+    connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(headersTimeout / 2))),
+  };
+}
+
+/** The RFC 4331 precondition of a 507 reply: there is no space to record the resource's new state. */
+const SUFFICIENT_DISK_SPACE = clark(NS.DAV, 'sufficient-disk-space');
+
+/**
+ * Returns whether an error means that the disk of the database is full:
+ * SQLITE_FULL, which SQLite's Unix VFS returns when a write fails with
+ * ENOSPC, or ENOSPC and EDQUOT from a Node file system call.
+ */
+export function isStorageFull(error: unknown): boolean {
+  const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
+  return code === 'SQLITE_FULL' || code === 'ENOSPC' || code === 'EDQUOT';
+}
+
 /** Builds the koa application: request logging, errors as DAV:error bodies, Basic authentication, then DAV dispatch. */
 export function createApp(options: AppOptions): Koa {
   const { storage, logger, limits } = options;
@@ -124,6 +155,11 @@ export function createApp(options: AppOptions): Koa {
         // The request line names the failed condition; its description may quote card data, so it is not logged.
         ctx.state.condition = error.condition;
         sendError(ctx, error);
+      } else if (isStorageFull(error)) {
+        ctx.state.log.error({ err: error, user: ctx.state.user?.name, method: ctx.method, path: ctx.path }, 'request failed: the disk is full');
+        const full = new DavError(507, SUFFICIENT_DISK_SPACE, `the server's disk is full, so nothing was stored; retry once space is freed (request id ${requestId})`);
+        ctx.state.condition = full.condition;
+        sendError(ctx, full);
       } else {
         ctx.state.log.error({ err: error, user: ctx.state.user?.name, method: ctx.method, path: ctx.path }, 'request failed');
         // A 5xx body names the request id, so an operator can find the logged error, and nothing else.

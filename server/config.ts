@@ -16,6 +16,8 @@ export interface Config {
     maxResourceSize: number;
     maxXmlBody: number;
   };
+  /** HTTP connection timeouts, in seconds (Node's headersTimeout, requestTimeout and keepAliveTimeout). */
+  timeouts: { headersSeconds: number; requestSeconds: number; keepAliveSeconds: number };
   storage: { synchronous: 'NORMAL' | 'FULL' };
   defaultBook: { slug: string; displayName: string };
   /** The company directory mirrored as a shared read-only address book (see ldap/config.ts). */
@@ -34,6 +36,7 @@ export const DEFAULT_CONFIG: Config = {
     maxResourceSize: 1024 * 1024,
     maxXmlBody: 64 * 1024 * 1024,
   },
+  timeouts: { headersSeconds: 60, requestSeconds: 300, keepAliveSeconds: 30 },
   storage: { synchronous: 'NORMAL' },
   defaultBook: { slug: 'contacts', displayName: 'Contacts' },
   ldap: DEFAULT_LDAP_CONFIG,
@@ -84,6 +87,15 @@ function validate(config: Config): Config {
   }
   if (!Number.isInteger(config.limits.maxXmlBody) || config.limits.maxXmlBody < 1024) {
     throw new ConfigError('limits.maxXmlBody must be an integer of at least 1024 bytes');
+  }
+  for (const [key, value] of Object.entries(config.timeouts)) {
+    if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+      throw new ConfigError(`timeouts.${key} must be a positive number of seconds`);
+    }
+  }
+  // Node rejects a headers timeout longer than the request timeout.
+  if (config.timeouts.headersSeconds > config.timeouts.requestSeconds) {
+    throw new ConfigError('timeouts.headersSeconds must not be larger than timeouts.requestSeconds');
   }
   if (config.storage.synchronous !== 'NORMAL' && config.storage.synchronous !== 'FULL') {
     throw new ConfigError('storage.synchronous must be "NORMAL" or "FULL"');
