@@ -211,22 +211,22 @@ export async function handlePropfind(dc: DavContext): Promise<void> {
 
   async function* responses(): AsyncGenerator<string> {
     const book = depth === 1 && resource.kind === 'book' ? resource : undefined;
-    // The first page is read before the first response, so prefetchFirst runs it before the 207 starts.
-    // It holds every card: one SELECT reads one state of the book, while pages read by separate statements
-    // could mix the cards before and after a write committed between them (a directory sync, say).
-    // NOTE: this keeps the metadata of the whole book in memory for the length of the response.
-    let page = book ? await storage.listCardMeta(book.book.id, 0, Number.MAX_SAFE_INTEGER) : [];
-    yield self;
-    yield* childResponses;
-    if (!book) return;
-    context.access = book.access;
-    const respond = cardResponder(context, book.owner, request, minimal);
-    for (;;) {
-      for (const card of page) {
-        yield respond(book.href + encodeSegment(card.name), card);
+    // One snapshot of the book, read in pages, so a write committed during the
+    // listing (a directory sync, say) shows either whole or not at all.
+    const pages = book ? storage.snapshotCardMeta(book.book.id, LISTING_PAGE)[Symbol.asyncIterator]() : undefined;
+    try {
+      // The first page is read before the first response, so prefetchFirst runs it before the 207 starts.
+      let page = await pages?.next();
+      yield self;
+      yield* childResponses;
+      if (!book || !pages) return;
+      context.access = book.access;
+      const respond = cardResponder(context, book.owner, request, minimal);
+      for (; page && !page.done; page = await pages.next()) {
+        for (const card of page.value) yield respond(book.href + encodeSegment(card.name), card);
       }
-      if (page.length < LISTING_PAGE) return;
-      page = await storage.listCardMeta(book.book.id, page[page.length - 1].id, LISTING_PAGE);
+    } finally {
+      await pages?.return?.();
     }
   }
   sendMultistatus(dc.ctx, await prefetchFirst(responses()));

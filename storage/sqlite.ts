@@ -113,6 +113,9 @@ function toDirectoryAccount(row: Row): DirectoryAccount {
   };
 }
 
+/** Snapshot connections kept open for reuse; more are opened when needed and closed after use. */
+const IDLE_READERS = 4;
+
 /** Writes committed together at most; more wait for the next turn of the event loop. */
 const GROUP_COMMIT_MAX = 64;
 
@@ -156,6 +159,10 @@ export interface SqliteOptions {
  */
 export class SqliteStorage implements Storage {
   private readonly db: Database.Database;
+  private readonly file: string;
+  /** Read-only connections for snapshot reads that span turns of the event loop; idle ones wait here. */
+  private readonly readers: Database.Database[] = [];
+  private closed = false;
   private readonly statements = new Map<string, Database.Statement>();
   private readonly cardIndex: CardIndexWriter;
   private readonly checkpointer?: BackgroundCheckpointer;
@@ -163,6 +170,7 @@ export class SqliteStorage implements Storage {
 
   constructor(file: string, options: SqliteOptions = {}) {
     if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+    this.file = file;
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${options.synchronous ?? 'NORMAL'}`);
@@ -248,8 +256,23 @@ export class SqliteStorage implements Storage {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    for (const reader of this.readers.splice(0)) reader.close();
     await this.checkpointer?.stop();
     this.db.close();
+  }
+
+  private takeReader(): Database.Database {
+    const idle = this.readers.pop();
+    if (idle) return idle;
+    const reader = new Database(this.file, { readonly: true, fileMustExist: true });
+    reader.pragma('busy_timeout = 10000');
+    return reader;
+  }
+
+  private releaseReader(reader: Database.Database): void {
+    if (this.closed || this.readers.length >= IDLE_READERS) reader.close();
+    else this.readers.push(reader);
   }
 
   /** Raises UserExistsError when the name is taken, also when another process created it after the caller checked. */
@@ -506,6 +529,37 @@ export class SqliteStorage implements Storage {
       `SELECT ${CARD_META_RAW} FROM cards WHERE book_id = ? AND id > ? ORDER BY id LIMIT ?`,
     ).all(bookId, afterId, limit) as unknown[][];
     return rows.map(rawCardMeta);
+  }
+
+  /**
+   * Iterates one SELECT on a connection of its own: SQLite keeps the
+   * statement's read transaction, and so one state of the database, open
+   * until the last row is read or the iteration stops, while the main
+   * connection goes on serving other requests.
+   */
+  async *snapshotCardMeta(bookId: number, pageSize: number): AsyncGenerator<CardMeta[]> {
+    if (this.file === ':memory:') {
+      // No second connection can open an in-memory database, so pages are read one by one.
+      for (let page = await this.listCardMeta(bookId, 0, pageSize); ; ) {
+        if (page.length > 0) yield page;
+        if (page.length < pageSize) return;
+        page = await this.listCardMeta(bookId, page[page.length - 1].id, pageSize);
+      }
+    }
+    const reader = this.takeReader();
+    try {
+      const rows = reader.prepare(`SELECT ${CARD_META_RAW} FROM cards WHERE book_id = ? ORDER BY id`).raw(true).iterate(bookId);
+      let page: CardMeta[] = [];
+      for (const row of rows as IterableIterator<unknown[]>) {
+        page.push(rawCardMeta(row));
+        if (page.length < pageSize) continue;
+        yield page;
+        page = [];
+      }
+      if (page.length > 0) yield page;
+    } finally {
+      this.releaseReader(reader);
+    }
   }
 
   async listCards(bookId: number, afterId: number, limit: number): Promise<Card[]> {

@@ -277,6 +277,14 @@ export interface Storage {
   getCardMetas(bookId: number, names: string[]): Promise<CardMeta[]>;
   /** One page of card metadata ordered by id, starting after `afterId`. */
   listCardMeta(bookId: number, afterId: number, limit: number): Promise<CardMeta[]>;
+  /**
+   * The metadata of every card of a book, ordered by id, in pages of up to
+   * `pageSize`, all read from one state of the book: writes committed while
+   * the pages are read do not show. A backend reads it in one read
+   * transaction (a REPEATABLE READ cursor in PostgreSQL). Stopping the
+   * iteration early releases the transaction.
+   */
+  snapshotCardMeta(bookId: number, pageSize: number): AsyncIterable<CardMeta[]>;
   /** One page of full cards ordered by id, starting after `afterId`. */
   listCards(bookId: number, afterId: number, limit: number): Promise<Card[]>;
   countCards(bookId: number): Promise<number>;
