@@ -57,8 +57,10 @@ export async function dispatch(dc: DavContext): Promise<void> {
     if (resource.kind === 'new-book' && method === 'PUT') {
       throw new DavError(409, undefined, 'cards are stored inside an address book; create the address book first');
     }
-    // MKCOL on an existing book fails for everyone with access to it, grantees too (RFC 4918 section 9.3.1).
-    if (resource.kind === 'book' && method === 'MKCOL') throw new DavError(405, undefined, 'a resource already exists at this URL');
+    // MKCOL works on unmapped URLs only (RFC 4918 section 9.3.1), so on any existing resource it fails
+    // for everyone who can see it, grantees of a read-only book too, before privileges are checked.
+    const mapped = resource.kind !== 'new-book' && !(resource.kind === 'card' && !resource.exists);
+    if (mapped && method === 'MKCOL') throw new DavError(405, undefined, 'a resource already exists at this URL');
     checkAccess(resource, method);
     await handler(dc);
   } catch (error) {

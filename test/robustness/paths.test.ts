@@ -179,7 +179,7 @@ describe('methods on the wrong resource', () => {
     ['PUT', '/dav/principals/alice/', 405, NO_CONDITION],
     ['PUT', '/dav/', 405, NO_CONDITION],
     ['MKCOL', ALICE_BOOK, 405, NO_CONDITION],
-    ['MKCOL', '/dav/principals/alice/', 403, NO_CONDITION],
+    ['MKCOL', '/dav/principals/alice/', 405, NO_CONDITION],
     ['DELETE', '/dav/addressbooks/alice/', 403, dav('need-privileges')],
     ['DELETE', '/dav/principals/alice/', 403, dav('need-privileges')],
     ['DELETE', '/', 403, dav('need-privileges')],
