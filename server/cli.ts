@@ -1,7 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { openStorage } from '../storage';
 import type { Storage } from '../storage/types';
-import { Config, ConfigError, ConfigOverrides, loadConfig } from './config';
+import { Config, ConfigError, ConfigOverrides, databasePath, loadConfig } from './config';
 import { addBookCommands } from './books';
 import { addCrmCommands } from './crm';
 import { addGroupCommands, addShareCommands } from './groups';
@@ -58,9 +58,12 @@ export function buildProgram(): Command {
       });
     });
   withCommonOptions(user.command('list').description('list users')).action(async (options: CommonOptions) => {
-    await withStorage(options, async (storage) => {
+    await withStorage(options, async (storage, config) => {
       const accounts = new Map((await storage.listDirectoryAccounts()).map((account) => [account.userId, account]));
-      for (const entry of await storage.listUsers()) {
+      const users = await storage.listUsers();
+      // An empty list often means another data folder than intended: ./data is relative to the current folder.
+      if (users.length === 0) console.error(`no users in ${databasePath(config)}`);
+      for (const entry of users) {
         const books = await storage.listBooks(entry.id);
         const account = accounts.get(entry.id);
         let kind = '';

@@ -129,7 +129,11 @@ export function loadConfig(overrides: ConfigOverrides = {}): Config {
   }
   const result = { ...(config as unknown as Config) };
   if (overrides.host !== undefined) result.host = overrides.host;
-  if (overrides.port !== undefined) result.port = Number(overrides.port);
+  if (overrides.port !== undefined) {
+    // Only a plain number is a port; Number() would turn '' into 0 and 'abc' into NaN.
+    if (!/^\d+$/.test(String(overrides.port).trim())) throw new ConfigError(`invalid port: ${overrides.port}; use a number from 0 to 65535`);
+    result.port = Number(overrides.port);
+  }
   if (overrides.data !== undefined) result.dataDir = overrides.data;
   result.dataDir = resolve(result.dataDir);
   return validate(result);

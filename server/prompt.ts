@@ -16,18 +16,28 @@ function readStdinLine(): Promise<string> {
   });
 }
 
-/** Asks on the terminal without echoing what is typed. */
+/**
+ * Asks on the terminal without echoing what is typed. readline writes the
+ * prompt and then each typed character through `_writeToOutput`; once the
+ * prompt is out, that writes the prompt alone, so a redraw (after a
+ * backspace, say) shows the prompt again and never the password.
+ */
 function ask(prompt: string): Promise<string> {
   return new Promise((resolve) => {
     const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
     const output = rl as unknown as { _writeToOutput: (text: string) => void };
-    process.stderr.write(prompt);
-    output._writeToOutput = () => undefined;
-    rl.question('', (answer) => {
+    const write = output._writeToOutput.bind(rl);
+    let typing = false;
+    output._writeToOutput = (text: string) => {
+      if (!typing) write(text);
+      else if (text.startsWith(prompt)) write(prompt);
+    };
+    rl.question(prompt, (answer) => {
       rl.close();
       process.stderr.write('\n');
       resolve(answer);
     });
+    typing = true;
   });
 }
 

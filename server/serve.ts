@@ -8,6 +8,16 @@ import type { Config } from './config';
 import { ConfigError, databasePath } from './config';
 import { scheduleDirectorySync } from '../ldap/scheduler';
 
+/** Reads a certificate or key file, naming the setting and the file when it cannot. */
+function readTlsFile(setting: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new ConfigError(`cannot read ${setting} ${path} (${code}); check the path in the configuration file`);
+  }
+}
+
 /** Starts the HTTP or HTTPS server and stops it cleanly on SIGINT and SIGTERM. */
 export async function startServer(config: Config): Promise<void> {
   const logger = pino({
@@ -18,7 +28,7 @@ export async function startServer(config: Config): Promise<void> {
     server: { onCheckpointError: (message) => logger.error({ err: message }, 'checkpoint failed') },
   });
   const app = createApp({ storage, logger, limits: config.limits, trustProxy: config.trustProxy, config });
-  const tls = config.tls.cert !== '' ? { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) } : undefined;
+  const tls = config.tls.cert !== '' ? { cert: readTlsFile('tls.cert', config.tls.cert), key: readTlsFile('tls.key', config.tls.key) } : undefined;
   const options = serverOptions(config.timeouts);
   const server = tls ? https.createServer({ ...options, ...tls }, app.callback()) : http.createServer(options, app.callback());
   server.on('clientError', clientErrorHandler(logger));
@@ -29,6 +39,8 @@ export async function startServer(config: Config): Promise<void> {
         EADDRINUSE: 'the address is already in use; stop the other server or choose another --port',
         EACCES: 'permission denied; ports below 1024 need privileges, so choose another --port',
         EADDRNOTAVAIL: 'the address does not belong to this machine; check --host',
+        ENOTFOUND: 'the host name does not resolve; use an IP address of this machine, such as 127.0.0.1, with --host',
+        EAI_AGAIN: 'the host name could not be resolved now; use an IP address of this machine with --host',
       };
       const reason = error.code ? reasons[error.code] : undefined;
       reject(reason ? new ConfigError(`cannot listen on ${config.host}:${config.port}: ${reason}`) : error);

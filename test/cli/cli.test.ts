@@ -89,7 +89,7 @@ describe('cardinal user', () => {
 
   test('example config loads', async () => {
     const result = await runCli(['user', 'list', '--config', 'config.example.json', '--data', dataDir]);
-    expect(result.stderr).toBe('');
+    expect(result.stderr).toMatch(/^(no users in \S+\n)?$/);
     expect(result.code).toBe(0);
   });
 });
@@ -215,6 +215,43 @@ describe('cardinal serve errors', () => {
       const result = await runCli(['serve', '--config', configFile, '--data', dir]);
       expect(result.code).toBe(1);
       expect(result.stderr).toContain('invalid logLevel: loud');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('non-numeric --port is named', async () => {
+    const dir = tempDir();
+    try {
+      const result = await runCli(['serve', '--data', dir, '--port', 'abc']);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toBe('cardinal: invalid port: abc; use a number from 0 to 65535\n');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('missing certificate file is named', async () => {
+    const dir = tempDir();
+    try {
+      const configFile = join(dir, 'config.json');
+      const cert = join(dir, 'missing.pem');
+      writeFileSync(configFile, JSON.stringify({ tls: { cert, key: join(dir, 'missing.key') } }));
+      const result = await runCli(['serve', '--config', configFile, '--data', dir]);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toBe(`cardinal: cannot read tls.cert ${cert} (ENOENT); check the path in the configuration file\n`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('empty user list names the database', async () => {
+    const dir = tempDir();
+    try {
+      const result = await runCli(['user', 'list', '--data', dir]);
+      expect(result.code).toBe(0);
+      expect(result.stdout).toBe('');
+      expect(result.stderr).toBe(`no users in ${join(dir, 'cardinal.sqlite3')}\n`);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
