@@ -6,7 +6,7 @@ import { DavError } from './errors';
 import { prefetchFirst, PropStat, responseXml, sendMultistatus } from './multistatus';
 import { allpropNames, cardProperty, collectionProperty, P, PER_CARD_PROPERTIES, PropertyContext, propertyNames } from './props';
 import { bookHref, encodeSegment, homeHref, HOMES, principalHref, PRINCIPALS, Resource } from './resource';
-import { child, clark, escapeXml, is, NS, XmlElement } from './xml';
+import { child, clark, escapeXml, is, isXmlSafe, NS, XmlElement } from './xml';
 
 export type PropRequest = { kind: 'allprop'; include: string[] } | { kind: 'propname' } | { kind: 'prop'; names: string[] };
 
@@ -75,6 +75,19 @@ export function cardResponse(
   return responseXml(href, propstats(request, 'card', lookup, minimal));
 }
 
+/**
+ * Where the hrefs given to a responder come from: `encoded` hrefs are a
+ * collection href that needs no escaping followed by encodeSegment output,
+ * which contains no character that XML escapes, so they are copied without
+ * a scan. Hrefs a client sent are escaped.
+ */
+export type HrefSource = 'encoded' | 'client';
+
+/** Returns how to treat the hrefs of a collection's members: `encoded` unless the collection's own href needs escaping. */
+export function memberHrefs(collectionHref: string): HrefSource {
+  return isXmlSafe(collectionHref) ? 'encoded' : 'client';
+}
+
 /** Builds the DAV:response of one card; address-data is the escaped content, or undefined when not sent. */
 export type CardResponder = (href: string, card: CardMeta, addressData?: string) => string;
 
@@ -86,7 +99,13 @@ export type CardResponder = (href: string, card: CardMeta, addressData?: string)
  * made by responseXml itself from marked values, so the output is the same
  * as cardResponse's.
  */
-export function cardResponder(context: PropertyContext, owner: User, request: PropRequest, minimal: boolean): CardResponder {
+export function cardResponder(
+  context: PropertyContext,
+  owner: User,
+  request: PropRequest,
+  minimal: boolean,
+  hrefs: HrefSource = 'client',
+): CardResponder {
   if (request.kind === 'propname') {
     return (href, card, addressData) => cardResponse(context, owner, href, card, request, minimal, addressData);
   }
@@ -96,7 +115,7 @@ export function cardResponder(context: PropertyContext, owner: User, request: Pr
     if (!templates.has(withData)) templates.set(withData, cardTemplate(context, owner, request, minimal, withData));
     const template = templates.get(withData);
     if (!template) return cardResponse(context, owner, href, card, request, minimal, addressData);
-    let xml = template.parts[0] + escapeXml(href) + template.parts[1];
+    let xml = template.parts[0] + (hrefs === 'encoded' ? href : escapeXml(href)) + template.parts[1];
     for (let i = 0; i < template.slots.length; i++) {
       const slot = template.slots[i];
       xml += (slot === ADDRESS_DATA ? addressData : cardProperty(context, owner, card, slot)) + template.parts[i + 2];
@@ -221,7 +240,7 @@ export async function handlePropfind(dc: DavContext): Promise<void> {
       yield* childResponses;
       if (!book || !pages) return;
       context.access = book.access;
-      const respond = cardResponder(context, book.owner, request, minimal);
+      const respond = cardResponder(context, book.owner, request, minimal, memberHrefs(book.href));
       for (; page && !page.done; page = await pages.next()) {
         for (const card of page.value) yield respond(book.href + encodeSegment(card.name), card);
       }

@@ -5,7 +5,7 @@ import { filterNeedsCardBodies, readCardProperties } from '../vcard/properties';
 import type { DavContext } from './context';
 import { DavError } from './errors';
 import { prefetchFirst, sendMultistatus, statusResponseXml } from './multistatus';
-import { wantsMinimal } from './propfind';
+import { memberHrefs, wantsMinimal } from './propfind';
 import { reportResponder, ReportProps } from './report';
 import { encodeSegment, Resource } from './resource';
 import { childrenNamed, clark, NS, tag, XmlElement } from './xml';
@@ -180,7 +180,7 @@ export async function runQuery(dc: DavContext, resource: BookResource, root: Xml
     ? scannedMatches(dc, bookId, filter, maxMatches)
     : indexedMatches(dc, bookId, filter, props.addressData !== undefined, maxMatches);
 
-  const respond = reportResponder(dc, resource, props, minimal);
+  const respond = reportResponder(dc, resource, props, minimal, memberHrefs(resource.href));
   async function* responses(): AsyncGenerator<string> {
     let count = 0;
     for await (const card of matches) {

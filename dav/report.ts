@@ -4,7 +4,7 @@ import { readXmlBody } from './body';
 import type { DavContext } from './context';
 import { DavError } from './errors';
 import { prefetchFirst, PropStat, responseXml, sendMultistatus, statusResponseXml } from './multistatus';
-import { cardResponder, PropRequest, propNames, wantsMinimal } from './propfind';
+import { cardResponder, HrefSource, memberHrefs, PropRequest, propNames, wantsMinimal } from './propfind';
 import { cardProperty, P, parseSyncToken, syncToken } from './props';
 import { decodePath, encodeSegment, Resource } from './resource';
 import { runQuery } from './query';
@@ -90,10 +90,10 @@ function conversionFailure(dc: DavContext, resource: BookResource, href: string,
 /** Builds the response of one card of a report, with address-data rendered when requested. */
 export type ReportResponder = (href: string, card: CardMeta | Card) => string;
 
-export function reportResponder(dc: DavContext, resource: BookResource, props: ReportProps, minimal: boolean): ReportResponder {
+export function reportResponder(dc: DavContext, resource: BookResource, props: ReportProps, minimal: boolean, hrefs: HrefSource): ReportResponder {
   // The card's privileges are the user's access to the book, as PROPFIND reports them.
   const context = { user: dc.user, maxResourceSize: dc.limits.maxResourceSize, access: resource.access };
-  const respond = cardResponder(context, resource.owner, props.request, minimal);
+  const respond = cardResponder(context, resource.owner, props.request, minimal, hrefs);
   return (href, card) => {
     let data: string | undefined;
     if (props.addressData && 'data' in card) {
@@ -127,7 +127,7 @@ async function multiget(dc: DavContext, resource: BookResource, root: XmlElement
   const minimal = wantsMinimal(dc);
   const storage = dc.storage;
   const needsData = props.addressData !== undefined;
-  const respond = reportResponder(dc, resource, props, minimal);
+  const respond = reportResponder(dc, resource, props, minimal, 'client');
   const bookSegments = decodePath(resource.href);
 
   async function* responses(): AsyncGenerator<string> {
@@ -175,7 +175,7 @@ async function syncCollection(dc: DavContext, resource: BookResource, root: XmlE
   const minimal = wantsMinimal(dc);
   const storage = dc.storage;
   let finalSeq = sinceSeq;
-  const respond = reportResponder(dc, resource, props, minimal);
+  const respond = reportResponder(dc, resource, props, minimal, memberHrefs(resource.href));
 
   async function* responses(): AsyncGenerator<string> {
     let seq = sinceSeq;

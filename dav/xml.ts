@@ -165,6 +165,11 @@ const NEEDS_ESCAPE = /[&<>\r\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/
  * Characters XML forbids are dropped, so a stored card that contains one
  * (written before validation existed, or by another tool) cannot break a multistatus.
  */
+/** Returns whether escapeXml would return the text unchanged. */
+export function isXmlSafe(text: string): boolean {
+  return !NEEDS_ESCAPE.test(text);
+}
+
 export function escapeXml(text: string): string {
   // Most values (hrefs, ETags, names) need no escaping, and one scan finds that out.
   if (!NEEDS_ESCAPE.test(text)) return text;

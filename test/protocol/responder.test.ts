@@ -2,7 +2,7 @@
  * The template that builds card responses of listings and reports gives the
  * same XML as building each response on its own, for every shape of request.
  */
-import { cardResponder, cardResponse, type PropRequest } from '../../dav/propfind';
+import { cardResponder, cardResponse, memberHrefs, type PropRequest } from '../../dav/propfind';
 import type { PropertyContext } from '../../dav/props';
 import type { CardMeta, User } from '../../storage/types';
 
@@ -56,4 +56,17 @@ test('marker character in a user name', () => {
   const xml = respond(href, cards[0]);
   expect(xml).toBe(cardResponse(context, odd, href, cards[0], request, false));
   expect(xml).toContain('<d:getetag>"0123abcd"</d:getetag>');
+});
+
+test('member hrefs of a plain collection are copied', () => {
+  expect(memberHrefs('/dav/addressbooks/alice/contacts/')).toBe('encoded');
+});
+
+test('member hrefs of a collection with markup are escaped', () => {
+  const base = '/dav/addressbooks/alice/a&b/';
+  expect(memberHrefs(base)).toBe('client');
+  const context: PropertyContext = { user: alice, maxResourceSize: 1_000_000 };
+  const request: PropRequest = { kind: 'prop', names: [name(DAV, 'getetag')] };
+  const xml = cardResponder(context, alice, request, false, memberHrefs(base))(`${base}a.vcf`, cards[0]);
+  expect(xml).toContain('<d:href>/dav/addressbooks/alice/a&amp;b/a.vcf</d:href>');
 });
