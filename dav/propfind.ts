@@ -242,7 +242,10 @@ export async function handlePropfind(dc: DavContext): Promise<void> {
       context.access = book.access;
       const respond = cardResponder(context, book.owner, request, minimal, memberHrefs(book.href));
       for (; page && !page.done; page = await pages.next()) {
-        for (const card of page.value) yield respond(book.href + encodeSegment(card.name), card);
+        // One chunk per page: a yield per card would cost an await in each async layer of the stream.
+        let chunk = '';
+        for (const card of page.value) chunk += respond(book.href + encodeSegment(card.name), card);
+        yield chunk;
       }
     } finally {
       await pages?.return?.();

@@ -137,10 +137,12 @@ async function multiget(dc: DavContext, resource: BookResource, root: XmlElement
       const found = new Map<string, CardMeta | Card>();
       const cards = needsData ? await storage.getCards(resource.book.id, names) : await storage.getCardMetas(resource.book.id, names);
       for (const card of cards) found.set(card.name, card);
+      let chunk = '';
       for (const { href, name } of batch) {
         const card = name === undefined ? undefined : found.get(name);
-        yield card ? respond(href, card) : statusResponseXml(href, 404);
+        chunk += card ? respond(href, card) : statusResponseXml(href, 404);
       }
+      yield chunk;
     }
   }
   sendMultistatus(dc.ctx, await prefetchFirst(responses()));
@@ -188,11 +190,14 @@ async function syncCollection(dc: DavContext, resource: BookResource, root: XmlE
       const later = changes.length < page.changes.length;
       const present = changes.filter((change) => change.card !== undefined).map((change) => change.name);
       const withData = props.addressData ? new Map((await storage.getCards(book.id, present)).map((c) => [c.name, c])) : undefined;
+      let chunk = '';
       for (const change of changes) {
         const href = resource.href + encodeSegment(change.name);
         const card = withData ? withData.get(change.name) : change.card;
-        yield card ? respond(href, card) : statusResponseXml(href, 404);
+        chunk += card ? respond(href, card) : statusResponseXml(href, 404);
       }
+      // A page without changes (all newer than the request) yields nothing.
+      if (chunk !== '') yield chunk;
       seq = later ? book.syncSeq : page.seq;
       remaining -= changes.length;
       if (later || !page.truncated) break;
