@@ -41,6 +41,8 @@ export interface CheckpointOptions {
   /** Bytes the log file is truncated to after a checkpoint reset it. */
   journalSizeLimit: number;
   onError?: (message: string) => void;
+  /** Called when the worker ends without being stopped, so the caller can checkpoint some other way. */
+  onLost?: () => void;
 }
 
 export class BackgroundCheckpointer {
@@ -65,6 +67,7 @@ export class BackgroundCheckpointer {
     this.worker.on('error', (error) => options.onError?.(error.message));
     this.worker.once('exit', () => {
       this.exited = true;
+      if (this.stopped === undefined) options.onLost?.();
     });
     this.worker.unref();
   }

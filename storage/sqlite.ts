@@ -184,6 +184,12 @@ export class SqliteStorage implements Storage {
         intervalMs: options.checkpointIntervalMs,
         journalSizeLimit: JOURNAL_SIZE_LIMIT,
         onError: options.onCheckpointError,
+        onLost: () => {
+          if (this.closed) return;
+          // Without the worker nothing would copy the log into the database, so commits do it again.
+          this.db.pragma('wal_autocheckpoint = 1000');
+          options.onCheckpointError?.('the checkpoint worker stopped; commits checkpoint the write-ahead log again');
+        },
       });
     }
   }

@@ -1,0 +1,76 @@
+/**
+ * The background checkpoint: a server's storage copies the write-ahead log
+ * into the database file from its worker, and a lost worker hands the job
+ * back to SQLite's checkpoints in commits.
+ */
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BackgroundCheckpointer } from '../../storage/checkpoint';
+import { SqliteStorage } from '../../storage/sqlite';
+import type { CardInput } from '../../storage/types';
+import { prepareCard } from '../../vcard/pipeline';
+
+let dir: string;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'cardinal-checkpoint-'));
+});
+
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function input(index: number): CardInput {
+  const note = 'x'.repeat(2000);
+  const text = `BEGIN:VCARD\r\nVERSION:4.0\r\nUID:card-${index}\r\nFN:Person ${index}\r\nNOTE:${note}\r\nEND:VCARD\r\n`;
+  const prepared = prepareCard(Buffer.from(text));
+  if (!prepared.ok) throw new Error(prepared.message);
+  return { name: `card-${index}.vcf`, uid: prepared.uid, etag: prepared.etag, data: prepared.data, properties: prepared.properties };
+}
+
+/** Writes 40 cards of 2 KB: fewer log pages than the 1,000 at which SQLite checkpoints in a commit. */
+async function fill(storage: SqliteStorage): Promise<void> {
+  const user = await storage.createUser('alice', null);
+  const book = await storage.createBook(user.id, 'contacts', 'Contacts');
+  if (!book) throw new Error('book not created');
+  for (let index = 0; index < 40; index++) await storage.putCard(book.id, input(index), {});
+}
+
+const settle = () => new Promise((resolve) => setTimeout(resolve, 600));
+
+test('worker copies the log into the database', async () => {
+  const file = join(dir, 'cardinal.sqlite3');
+  const storage = new SqliteStorage(file, { checkpointIntervalMs: 50 });
+  try {
+    await fill(storage);
+    await settle();
+    expect(statSync(file).size).toBeGreaterThan(400_000);
+  } finally {
+    await storage.close();
+  }
+});
+
+test('without the worker the log keeps the pages', async () => {
+  const file = join(dir, 'cardinal.sqlite3');
+  const storage = new SqliteStorage(file);
+  try {
+    await fill(storage);
+    await settle();
+    expect(statSync(file).size).toBeLessThan(100_000);
+  } finally {
+    await storage.close();
+  }
+});
+
+test('a worker that cannot open the file is reported lost', async () => {
+  const lost = new Promise<string>((resolve) => {
+    const checkpointer = new BackgroundCheckpointer(join(dir, 'missing.sqlite3'), {
+      intervalMs: 50,
+      journalSizeLimit: 1 << 20,
+      onLost: () => resolve('lost'),
+    });
+    void checkpointer;
+  });
+  await expect(lost).resolves.toBe('lost');
+});
