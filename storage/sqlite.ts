@@ -87,17 +87,9 @@ function rawCardMeta(row: unknown[]): CardMeta {
 }
 
 function rawCard(row: unknown[]): Card {
-  return {
-    id: row[0] as number,
-    bookId: row[1] as number,
-    name: row[2] as string,
-    uid: row[3] as string,
-    etag: row[4] as string,
-    size: row[5] as number,
-    modifiedAt: row[6] as number,
-    seq: row[7] as number,
-    data: row[8] as Buffer,
-  };
+  const card = rawCardMeta(row) as Card;
+  card.data = row[8] as Buffer;
+  return card;
 }
 
 function toGroup(row: Row): Group {
