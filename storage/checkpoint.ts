@@ -4,8 +4,9 @@ import { Worker } from 'node:worker_threads';
  * Copies the write-ahead log into the database file from a worker thread
  * with its own connection, so that no request waits for the copy and its
  * fsync. The connection that writes turns SQLite's automatic checkpoint off
- * while this runs. A PASSIVE checkpoint never blocks writers or readers; the
- * log is reused from its start once a checkpoint has copied all of it.
+ * while this runs. A PASSIVE checkpoint never blocks writers or readers. The
+ * log is reused from its start once a checkpoint has copied all of it, which
+ * a RESTART checkpoint forces when the log has grown past its limit.
  */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -13,11 +14,16 @@ const Database = require(workerData.driver);
 const db = new Database(workerData.file, { fileMustExist: true });
 db.pragma('busy_timeout = 1000');
 db.pragma('journal_size_limit = ' + workerData.journalSizeLimit);
+const pageSize = db.pragma('page_size', { simple: true });
 let running = true;
 function checkpoint() {
   if (!running) return;
   try {
-    db.pragma('wal_checkpoint(PASSIVE)');
+    const [result] = db.pragma('wal_checkpoint(PASSIVE)');
+    // Under steady writes a PASSIVE checkpoint never catches up with the end of the log, so the log
+    // is never reused and grows without bound. Past the limit a RESTART checkpoint waits for the
+    // writer, copies the rest, and makes the next commit start the log again from its beginning.
+    if (result.log * pageSize > workerData.restartBytes) db.pragma('wal_checkpoint(RESTART)');
   } catch (error) {
     parentPort.postMessage({ error: String(error && error.message || error) });
   }
@@ -38,7 +44,10 @@ parentPort.on('message', (message) => {
 
 export interface CheckpointOptions {
   intervalMs: number;
-  /** Bytes the log file is truncated to after a checkpoint reset it. */
+  /**
+   * Bytes the log file is truncated to after a checkpoint reset it, and the
+   * size of log past which the worker makes the log restart.
+   */
   journalSizeLimit: number;
   onError?: (message: string) => void;
   /** Called when the worker ends without being stopped, so the caller can checkpoint some other way. */
@@ -59,6 +68,7 @@ export class BackgroundCheckpointer {
         file,
         intervalMs: options.intervalMs,
         journalSizeLimit: options.journalSizeLimit,
+        restartBytes: options.journalSizeLimit,
       },
     });
     this.worker.on('message', (message: { error?: string }) => {
