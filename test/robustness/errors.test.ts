@@ -87,7 +87,13 @@ describe('storage failure', () => {
   });
 
   test('failure mid-listing breaks the stream', async () => {
-    const restore = breakStorage('listCardMeta', async () => {
+    const snapshot = app.storage.snapshotCardMeta.bind(app.storage);
+    // The first page reaches the client before the storage fails.
+    const restore = breakStorage('snapshotCardMeta', async function* (bookId: number, pageSize: number) {
+      for await (const page of snapshot(bookId, pageSize)) {
+        yield page.slice(0, 1);
+        break;
+      }
       throw internalError();
     });
     let result: { status?: number; text?: string; error?: string };
