@@ -78,7 +78,13 @@ export function clientErrorHandler(logger: Logger): (error: NodeJS.ErrnoExceptio
       'Content-Type: application/xml; charset=utf-8\r\n' +
       `Content-Length: ${body.length}\r\n` +
       'Connection: close\r\n\r\n';
-    socket.end(Buffer.concat([Buffer.from(head, 'latin1'), body]), () => socket.destroy());
+    socket.end(Buffer.concat([Buffer.from(head, 'latin1'), body]));
+    // Closing while the client still sends (the rest of a 1 MB header, say) would make the kernel
+    // reset the connection, which can drop the reply before the client reads it. So the rest of
+    // the request is read and discarded until the client closes its side.
+    socket.on('data', () => undefined);
+    socket.once('end', () => socket.destroy());
+    socket.resume();
     // A client that reads nothing could keep the reply unsent, and the socket open, for ever.
     setTimeout(() => socket.destroy(), CLIENT_ERROR_CLOSE_MS).unref();
   };
