@@ -76,10 +76,10 @@ export function cardResponse(
 }
 
 /**
- * Where the hrefs given to a responder come from: `encoded` hrefs are a
+ * The origin of the hrefs given to a responder. An `encoded` href is a
  * collection href that needs no escaping followed by encodeSegment output,
- * which contains no character that XML escapes, so they are copied without
- * a scan. Hrefs a client sent are escaped.
+ * which contains no character that XML escapes, so it is copied without a
+ * scan. A `client` href came in a request and is escaped.
  */
 export type HrefSource = 'encoded' | 'client';
 
@@ -94,10 +94,10 @@ export type CardResponder = (href: string, card: CardMeta, addressData?: string)
 /**
  * Returns a builder of card responses for one request. Every card of a
  * listing gets the same properties, so the response is laid out once as a
- * template, with a slot for the href and for each property whose value
- * differs between cards, and each card only fills the slots. The template is
- * made by responseXml itself from marked values, so the output is the same
- * as cardResponse's.
+ * template. The template has a slot for the href and one for each property
+ * whose value differs between cards, and each card only fills the slots.
+ * responseXml itself makes the template from marked values, so the output
+ * is the same as cardResponse's.
  */
 export function cardResponder(
   context: PropertyContext,

@@ -97,7 +97,7 @@ export function parseXml(body: string): XmlElement {
     const element: XmlElement = { ns: tag.uri ?? '', local: tag.local ?? tag.name, attrs, children: NO_CHILDREN, text: '', nodes: NO_NODES };
     const parent = stack[stack.length - 1];
     if (parent) {
-      // A literal holds one slot, where a push onto an empty array reserves 17.
+      // A literal has room for one element, where a push onto an empty array reserves 17.
       if (parent.children === NO_CHILDREN) parent.children = [element];
       else parent.children.push(element);
       if (parent.nodes === NO_NODES) parent.nodes = [element];

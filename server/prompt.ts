@@ -18,8 +18,8 @@ function readStdinLine(): Promise<string> {
 
 /**
  * Asks on the terminal without echoing what is typed. readline writes the
- * prompt and then each typed character through `_writeToOutput`; once the
- * prompt is out, that writes the prompt alone, so a redraw (after a
+ * prompt and then each typed character through `_writeToOutput`. Once the
+ * prompt is out, that function writes the prompt alone, so a redraw (after a
  * backspace, say) shows the prompt again and never the password.
  */
 function ask(prompt: string): Promise<string> {

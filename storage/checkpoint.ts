@@ -4,9 +4,10 @@ import { Worker } from 'node:worker_threads';
  * Copies the write-ahead log into the database file from a worker thread
  * with its own connection, so that no request waits for the copy and its
  * fsync. The connection that writes turns SQLite's automatic checkpoint off
- * while this runs. A PASSIVE checkpoint never blocks writers or readers. The
- * log is reused from its start once a checkpoint has copied all of it, which
- * a RESTART checkpoint forces when the log has grown past its limit.
+ * while this runs. A PASSIVE checkpoint does not wait for writers or
+ * readers. The log is reused from its start once a checkpoint has copied all
+ * of it, which a RESTART checkpoint forces, waiting for the writer, when the
+ * log has grown past its limit.
  */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');

@@ -530,9 +530,9 @@ export class SqliteStorage implements Storage {
   }
 
   /**
-   * Iterates one SELECT on a connection of its own: SQLite keeps the
+   * Iterates one SELECT on a connection of its own. SQLite keeps the
    * statement's read transaction, and so one state of the database, open
-   * until the last row is read or the iteration stops, while the main
+   * until the last row is read or the iteration stops. Meanwhile the main
    * connection goes on serving other requests.
    */
   async *snapshotCardMeta(bookId: number, pageSize: number): AsyncGenerator<CardMeta[]> {

@@ -224,7 +224,7 @@ const LOCK_BODY =
   '<?xml version="1.0" encoding="utf-8"?><d:lockinfo xmlns:d="DAV:"><d:lockscope><d:exclusive/></d:lockscope>' +
   '<d:locktype><d:write/></d:locktype><d:owner>tester</d:owner></d:lockinfo>';
 
-/** Every seeded card's href as its owner and its grantees see it, so a multiget asks for cards of other books too. */
+/** Every seeded card's href as its owner and its grantees see it, so a multiget requests cards of other books too. */
 function allCardHrefs(): string[] {
   const hrefs = SEED.map(({ owner, slug, card }) => `${home(owner)}${slug}/${card}`);
   hrefs.push(`${home('rita')}alice-ro/ro.vcf`, `${home('walt')}alice-rw/rw.vcf`, `${home('_directory')}directory/${directoryCard}`);

@@ -1,6 +1,6 @@
 /**
  * Directory outages under load. With 4,000 people mirrored and the real
- * server process answering readers and writers, `cardinal ldap sync` runs in
+ * server process serving readers and writers, `cardinal ldap sync` runs in
  * another process against an unreachable slapd, a wrong bind password, a
  * frozen slapd (SIGSTOP) before the bind and in the middle of the paged
  * search, and a service account whose paged searches the server caps. Each
@@ -139,7 +139,7 @@ function startLoad(label: string): Load {
   };
 }
 
-/** The mirror as a client holds it: every href with its ETag, and the sync token. */
+/** The mirror as a client sees it: every href with its ETag, and the sync token. */
 async function mirrorState(): Promise<{ cards: string; count: number; token: string }> {
   const listing = await listEtags(alice, DIRECTORY);
   return { cards: describeSnapshot(listing), count: listing.size, token: await currentSyncToken(alice, DIRECTORY) };

@@ -251,7 +251,7 @@ describe.each(['info', 'error'])('secrets at log level %s', (logLevel) => {
 
   afterAll(() => stop(running));
 
-  /** Each hash in full and its salt and digest on their own (`scrypt$N$r$p$salt$hash`). */
+  /** Returns each hash in full and its salt and digest on their own (`scrypt$N$r$p$salt$hash`). */
   function hashParts(): string[] {
     expect(hashes.length).toBe(LOCAL_USERS.length);
     return hashes.flatMap((hash) => {
@@ -261,7 +261,7 @@ describe.each(['info', 'error'])('secrets at log level %s', (logLevel) => {
     });
   }
 
-  /** The plain passwords the test sent and their Basic credentials. */
+  /** Returns the plain passwords the test sent and their Basic credentials. */
   function passwords(): string[] {
     const plain = [...LOCAL_USERS.map(password), PEOPLE[2].password, PEOPLE[3].password];
     return [...plain, ...LOCAL_USERS.map((name) => basicAuth(name, password(name)).slice('Basic '.length))];

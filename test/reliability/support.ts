@@ -428,7 +428,7 @@ export async function waitUntil(what: string, check: () => boolean | Promise<boo
 }
 
 /**
- * Starts `cardinal serve` at any log level and resolves once it answers an
+ * Starts `cardinal serve` at any log level and resolves once it responds to an
  * OPTIONS request, because below the info level it logs no "listening" line.
  */
 export async function startQuietCardinal(dataDir: string, options: StartCardinalOptions = {}): Promise<CardinalProcess> {

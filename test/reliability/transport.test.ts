@@ -1,8 +1,7 @@
 /**
- * Hostile clients at the connection level: bodies far over the limits,
- * slow clients that send headers or a body a byte at a time, too many or
- * too large headers and URLs, and paths built to reach outside the
- * requested resource. The server rejects an oversized body from its
+ * Hostile clients at the connection level. They send bodies far over the
+ * limits, headers or a body a byte at a time, too many or too large headers
+ * and URLs, and paths built to reach outside the requested resource. The server rejects an oversized body from its
  * declared length without reading it. It closes connections it will not
  * read on. It times slow clients out with 408 within its configured
  * timeouts and never responds with a 5xx. No path returns or changes
