@@ -6,11 +6,8 @@ import type { IndexedProperty } from './types';
 /**
  * The query index: one card_props row per content line of a card, and one
  * card_params row per parameter value. `folded` contains the i;unicode-casemap
- * form, so equals and starts-with on the default collation are range scans of
- * card_props_by_folded. The other collations compare `value` directly.
- * Two indexes on card_props keep a PUT of a typical card near 0.5 ms: each
- * further index on values added about as much again in a measurement with
- * random values.
+ * form; the other collations compare `value` directly. A later migration
+ * replaces card_props_by_folded, created here, with card_props_linked.
  */
 export const CARD_INDEX_SCHEMA = `
   DROP TABLE card_props;
@@ -36,6 +33,25 @@ export const CARD_INDEX_SCHEMA = `
   ) WITHOUT ROWID;
   CREATE INDEX cards_by_book ON cards (book_id, id);
 `;
+
+/**
+ * Properties that link CRM cards to each other, in the order of card_props_linked's condition.
+ * The migration that creates the index stores the condition, so a change here needs a new migration.
+ */
+export const LINKED_PROPERTIES: readonly string[] = [
+  'KIND',
+  'X-ADDRESSBOOKSERVER-KIND',
+  'X-CRM-ACCOUNT',
+  'X-CRM-CASE',
+  'X-CRM-LEAD-STATE',
+  'X-CRM-LEAD-SOURCE',
+];
+
+/**
+ * The condition of the partial index card_props_linked. SQLite uses this partial index only for
+ * a query that repeats its condition, so lookups add this same text.
+ */
+export const LINK_INDEX_WHERE = `name IN (${LINKED_PROPERTIES.map((name) => `'${name}'`).join(', ')})`;
 
 /** Inserts the index rows of one card; the caller removes old rows and owns the transaction. */
 export class CardIndexWriter {

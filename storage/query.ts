@@ -7,12 +7,10 @@ import type { CardFilter, ParamFilter, PropFilter, TextMatch } from './types';
  * the query index (storage/cardindex.ts). The translation is exact: it
  * returns the cards that vcard/match.ts accepts, and the tests compare both.
  *
- * A prop-filter whose test needs a non-negated equals, or a non-negated
- * starts-with in i;unicode-casemap, becomes `c.id IN (...)` over a range of
- * card_props_by_folded. That index spans every book, so the outer query keeps
- * the cards of the requested book. Every other prop-filter becomes a
- * correlated EXISTS on card_props_by_card, which costs one index probe per
- * card of the book.
+ * Each prop-filter becomes a correlated EXISTS on card_props_by_card, which
+ * costs one index probe per card of the book. Real clients search with
+ * contains, which a B-tree index on values cannot speed up, and such an index
+ * made every PUT slower (see the migration that dropped card_props_by_folded).
  */
 
 export type SqlValue = string | number;
@@ -73,13 +71,7 @@ function canonicalOperands(columns: MatchColumns, match: TextMatch): { expressio
 /** Translates a text-match without its negate-condition. */
 function positiveTextCondition(columns: MatchColumns, match: TextMatch): SqlCondition {
   const { expression, needle } = canonicalOperands(columns, match);
-  if (match.matchType === 'equals') {
-    const condition = { sql: `${expression} = ?`, params: [needle] as SqlValue[] };
-    if (match.collation === 'i;unicode-casemap') return condition;
-    // Equal octets, or strings equal after ASCII folding, have equal casemap forms, so the folded
-    // column narrows the search through the index without losing a match.
-    return join([{ sql: `${columns.folded} = ?`, params: [foldUnicodeCasemap(match.text)] }, condition], 'AND');
-  }
+  if (match.matchType === 'equals') return { sql: `${expression} = ?`, params: [needle] };
   if (needle === '') return TRUE;
   switch (match.matchType) {
     case 'starts-with': {
@@ -135,17 +127,6 @@ function propertyTests(filter: PropFilter): SqlCondition | undefined {
   return join(tests, filter.allOf ? 'AND' : 'OR');
 }
 
-/** True when every matching property row satisfies a condition that card_props_by_folded can look up. */
-function usesFoldedIndex(filter: PropFilter): boolean {
-  const testCount = filter.textMatches.length + filter.paramFilters.length;
-  if (!filter.allOf && testCount > 1) return false;
-  return filter.textMatches.some(
-    (match) =>
-      !match.negate &&
-      (match.matchType === 'equals' || (match.matchType === 'starts-with' && match.collation === 'i;unicode-casemap')),
-  );
-}
-
 function propFilterCondition(filter: PropFilter): SqlCondition {
   if (filter.textMatches.length > 0 && UNINDEXED_VALUES.has(filter.name) && !filter.isNotDefined) {
     throw new Error(`the query index does not store values of ${filter.name}; evaluate this filter on the card bodies`);
@@ -156,12 +137,6 @@ function propFilterCondition(filter: PropFilter): SqlCondition {
   }
   const tests = propertyTests(filter);
   const rowCondition = tests ? join([selector, tests], 'AND') : selector;
-  if (usesFoldedIndex(filter)) {
-    return {
-      sql: `c.id IN (SELECT p.card_id FROM card_props p WHERE ${rowCondition.sql})`,
-      params: rowCondition.params,
-    };
-  }
   return { sql: `EXISTS (SELECT 1 FROM card_props p WHERE p.card_id = c.id AND ${rowCondition.sql})`, params: rowCondition.params };
 }
 

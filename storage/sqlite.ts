@@ -27,7 +27,7 @@ import type {
   BookChangeSet,
   DirectoryAccount,
 } from './types';
-import { CardIndexWriter } from './cardindex';
+import { CardIndexWriter, LINK_INDEX_WHERE, LINKED_PROPERTIES } from './cardindex';
 import { BackgroundCheckpointer } from './checkpoint';
 import { cardFilterCondition, SqlValue } from './query';
 import { migrate } from './schema';
@@ -160,6 +160,12 @@ export class SqliteStorage implements Storage {
   private readonly checkpointer?: BackgroundCheckpointer;
   private readonly grouped: GroupedWrite[] = [];
 
+  /**
+   * Runs a function in a transaction, or in a savepoint inside one. Made once: better-sqlite3
+   * builds a new wrapper on every call of db.transaction.
+   */
+  private readonly run: Database.Transaction<(fn: () => unknown) => unknown>;
+
   constructor(file: string, options: SqliteOptions = {}) {
     if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
     this.file = file;
@@ -168,7 +174,11 @@ export class SqliteStorage implements Storage {
     this.db.pragma(`synchronous = ${options.synchronous ?? 'NORMAL'}`);
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 10000');
+    // Each write of a group commit runs in a savepoint, and SQLite copies every page a savepoint
+    // changes to a sub-journal first. In memory that copy costs a third less upload time than in a temporary file.
+    this.db.pragma('temp_store = MEMORY');
     migrate(this.db);
+    this.run = this.db.transaction((fn: () => unknown) => fn());
     this.cardIndex = new CardIndexWriter(this.db);
     if (options.checkpointIntervalMs && file !== ':memory:') {
       this.db.pragma('wal_autocheckpoint = 0');
@@ -207,7 +217,7 @@ export class SqliteStorage implements Storage {
   }
 
   private write<T>(fn: () => T): T {
-    return this.db.transaction(fn).immediate();
+    return this.run.immediate(fn) as T;
   }
 
   /**
@@ -233,7 +243,7 @@ export class SqliteStorage implements Storage {
       this.write(() => {
         for (const write of group) {
           try {
-            outcomes.push({ value: this.db.transaction(write.fn)(), failed: false });
+            outcomes.push({ value: this.run(write.fn), failed: false });
           } catch (error) {
             // A full disk or I/O error can make SQLite roll back the whole transaction. The writes
             // before this one are gone too, and the next would run outside a transaction, so the group ends.
@@ -606,18 +616,35 @@ export class SqliteStorage implements Storage {
     return cards;
   }
 
-  async listCardsWithProperty(name: string, value?: string, bookIds?: number[]): Promise<Card[]> {
+  /** Builds the statement of listCardsWithProperty, with `bookClause` restricting c.book_id. */
+  private propertyLookupSql(name: string, hasValue: boolean, bookClause: string): string {
     const columns = CARD_META_COLUMNS.split(', ').map((column) => `c.${column}`).join(', ');
-    const valueClause = value === undefined ? '' : ' AND p.value = ?';
-    const valueArgs = value === undefined ? [] : [value];
-    const sql = (bookClause: string) =>
-      `SELECT ${columns}, c.data FROM cards c WHERE c.id IN (SELECT p.card_id FROM card_props p WHERE p.name = ?${valueClause})${bookClause} ORDER BY c.id`;
-    if (bookIds === undefined) return (this.db.prepare(sql('')).all(name, ...valueArgs) as Row[]).map(toCard);
+    const valueClause = hasValue ? ' AND p.value = ?' : '';
+    // Linked properties are looked up in card_props_linked across books; any other name is
+    // probed card by card, like a query.
+    const condition = LINKED_PROPERTIES.includes(name)
+      ? `c.id IN (SELECT p.card_id FROM card_props p WHERE p.${LINK_INDEX_WHERE} AND p.name = ?${valueClause})`
+      : `EXISTS (SELECT 1 FROM card_props p WHERE p.card_id = c.id AND p.name = ?${valueClause})`;
+    return `SELECT ${columns}, c.data FROM cards c WHERE ${condition}${bookClause} ORDER BY c.id`;
+  }
+
+  /** Returns the EXPLAIN QUERY PLAN lines of listCardsWithProperty across all books, for tests. */
+  explainPropertyLookup(name: string, value?: string): string[] {
+    const args = value === undefined ? [name] : [name, value];
+    const rows = this.db.prepare(`EXPLAIN QUERY PLAN ${this.propertyLookupSql(name, value !== undefined, '')}`).all(...args) as Row[];
+    return rows.map((row) => row.detail as string);
+  }
+
+  async listCardsWithProperty(name: string, value?: string, bookIds?: number[]): Promise<Card[]> {
+    const args = value === undefined ? [name] : [name, value];
+    const hasValue = value !== undefined;
+    if (bookIds === undefined) return (this.db.prepare(this.propertyLookupSql(name, hasValue, '')).all(...args) as Row[]).map(toCard);
     const cards: Card[] = [];
     for (let start = 0; start < bookIds.length; start += IN_BATCH) {
       const batch = bookIds.slice(start, start + IN_BATCH);
       const placeholders = batch.map(() => '?').join(',');
-      const rows = this.db.prepare(sql(` AND c.book_id IN (${placeholders})`)).all(name, ...valueArgs, ...batch) as Row[];
+      const sql = this.propertyLookupSql(name, hasValue, ` AND c.book_id IN (${placeholders})`);
+      const rows = this.db.prepare(sql).all(...args, ...batch) as Row[];
       for (const row of rows) cards.push(toCard(row));
     }
     return cards;

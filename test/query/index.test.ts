@@ -154,26 +154,27 @@ describe('query plans', () => {
   });
   const plan = (filter: CardFilter) => storage.explainQuery(bookId, filter).join('\n');
 
-  test('equals uses the folded index', () => {
-    expect(plan(single({}))).toMatch(/card_props_by_folded \(name=\? AND folded=\?\)/);
-  });
-
-  test('octet equals uses the folded index', () => {
-    expect(plan(single({ collation: 'i;octet' }))).toMatch(/card_props_by_folded \(name=\? AND folded=\?\)/);
-  });
-
-  test('starts-with is a range of the folded index', () => {
-    expect(plan(single({ matchType: 'starts-with' }))).toMatch(/card_props_by_folded \(name=\? AND folded>\? AND folded<\?\)/);
-  });
-
-  test('equals looks up cards by id', () => {
-    expect(plan(single({}))).toMatch(/SEARCH c USING COVERING INDEX cards_by_book \(book_id=\? AND id=\?/);
-  });
-
-  test('contains probes each card of the book', () => {
-    const text = plan(single({ matchType: 'contains' }));
+  test.each([
+    ['equals', {}],
+    ['octet equals', { collation: 'i;octet' as const }],
+    ['starts-with', { matchType: 'starts-with' as const }],
+    ['contains', { matchType: 'contains' as const }],
+  ])('%s probes each card of the book', (_label, match) => {
+    const text = plan(single(match));
     expect(text).toMatch(/SEARCH c USING COVERING INDEX cards_by_book \(book_id=\? AND id>\?\)/);
     expect(text).toMatch(/card_props_by_card \(card_id=\? AND name=\?\)/);
+    expect(text).not.toMatch(/SCAN p/);
+  });
+
+  test('linked CRM property uses partial index', () => {
+    expect(storage.explainPropertyLookup('X-CRM-ACCOUNT', 'urn:uuid:1').join('\n')).toMatch(/card_props_linked \(name=\? AND value=\?\)/);
+    expect(storage.explainPropertyLookup('KIND').join('\n')).toMatch(/card_props_linked \(name=\?\)/);
+  });
+
+  test('other properties probe each card', () => {
+    const text = storage.explainPropertyLookup('NOTE', 'x').join('\n');
+    expect(text).toMatch(/card_props_by_card \(card_id=\? AND name=\?\)/);
+    expect(text).not.toMatch(/card_props_linked/);
   });
 });
 
