@@ -3,7 +3,7 @@ import { readXmlBody } from './body';
 import { bookAcl } from './acl';
 import type { DavContext } from './context';
 import { DavError } from './errors';
-import { prefetchFirst, PropStat, responseXml, sendMultistatus } from './multistatus';
+import { CHUNK_CHARS, prefetchFirst, PropStat, responseXml, sendMultistatus } from './multistatus';
 import { allpropNames, cardProperty, collectionProperty, P, PER_CARD_PROPERTIES, PropertyContext, propertyNames } from './props';
 import { bookHref, encodeSegment, homeHref, HOMES, principalHref, PRINCIPALS, Resource } from './resource';
 import { child, clark, escapeXml, is, isXmlSafe, NS, XmlElement } from './xml';
@@ -242,10 +242,15 @@ export async function handlePropfind(dc: DavContext): Promise<void> {
       context.access = book.access;
       const respond = cardResponder(context, book.owner, request, minimal, memberHrefs(book.href));
       for (; page && !page.done; page = await pages.next()) {
-        // One chunk per page: a yield per card would cost an await in each async layer of the stream.
+        // A yield per card would cost an await in each async layer of the stream, so cards are batched.
         let chunk = '';
-        for (const card of page.value) chunk += respond(book.href + encodeSegment(card.name), card);
-        yield chunk;
+        for (const card of page.value) {
+          chunk += respond(book.href + encodeSegment(card.name), card);
+          if (chunk.length < CHUNK_CHARS) continue;
+          yield chunk;
+          chunk = '';
+        }
+        if (chunk !== '') yield chunk;
       }
     } finally {
       await pages?.return?.();

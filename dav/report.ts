@@ -3,7 +3,7 @@ import { AddressDataProp, AddressDataRequest, renderAddressData } from '../vcard
 import { readXmlBody } from './body';
 import type { DavContext } from './context';
 import { DavError } from './errors';
-import { prefetchFirst, PropStat, responseXml, sendMultistatus, statusResponseXml } from './multistatus';
+import { CHUNK_CHARS, prefetchFirst, PropStat, responseXml, sendMultistatus, statusResponseXml } from './multistatus';
 import { cardResponder, HrefSource, memberHrefs, PropRequest, propNames, wantsMinimal } from './propfind';
 import { cardProperty, P, parseSyncToken, syncToken } from './props';
 import { decodePath, encodeSegment, Resource } from './resource';
@@ -141,8 +141,11 @@ async function multiget(dc: DavContext, resource: BookResource, root: XmlElement
       for (const { href, name } of batch) {
         const card = name === undefined ? undefined : found.get(name);
         chunk += card ? respond(href, card) : statusResponseXml(href, 404);
+        if (chunk.length < CHUNK_CHARS) continue;
+        yield chunk;
+        chunk = '';
       }
-      yield chunk;
+      if (chunk !== '') yield chunk;
     }
   }
   sendMultistatus(dc.ctx, await prefetchFirst(responses()));
@@ -195,6 +198,9 @@ async function syncCollection(dc: DavContext, resource: BookResource, root: XmlE
         const href = resource.href + encodeSegment(change.name);
         const card = withData ? withData.get(change.name) : change.card;
         chunk += card ? respond(href, card) : statusResponseXml(href, 404);
+        if (chunk.length < CHUNK_CHARS) continue;
+        yield chunk;
+        chunk = '';
       }
       // A page without changes (all newer than the request) yields nothing.
       if (chunk !== '') yield chunk;

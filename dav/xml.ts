@@ -1,4 +1,4 @@
-import { SaxesParser } from 'saxes';
+import { SaxesParser, SaxesTagNS } from 'saxes';
 
 export const NS = {
   DAV: 'DAV:',
@@ -67,34 +67,57 @@ const NO_NODES: XmlNode[] = Object.freeze([]) as unknown as XmlNode[];
 
 /** Parses a request body with namespaces resolved. DOCTYPE declarations are refused outright, so no entity is ever expanded. */
 export function parseXml(body: string): XmlElement {
-  const parser = new SaxesParser({ xmlns: true });
-  const stack: XmlElement[] = [];
-  let root: XmlElement | undefined;
-  let elementCount = 0;
-  let attributeCount = 0;
-  let elementAttributeCount = 0;
-  parser.on('doctype', () => {
-    throw new XmlError('DOCTYPE declarations are not allowed');
-  });
-  parser.on('opentagstart', () => {
-    elementAttributeCount = 0;
-  });
-  parser.on('attribute', () => {
-    if (++elementAttributeCount > MAX_ATTRIBUTES_PER_ELEMENT) {
-      throw new XmlError(`an element of the XML body has more than ${MAX_ATTRIBUTES_PER_ELEMENT} attributes`);
-    }
-    if (++attributeCount > MAX_ATTRIBUTES) throw new XmlError(`the XML body has more than ${MAX_ATTRIBUTES} attributes`);
-  });
-  parser.on('opentag', (tag) => {
+  const parser = new XmlTreeParser();
+  parser.write(body);
+  return parser.close();
+}
+
+/**
+ * Builds the tree of a body that arrives in pieces, so that a large body is
+ * never held whole as bytes or as one string. Errors are XmlError, thrown by
+ * the write or close that finds them.
+ */
+export class XmlTreeParser {
+  private readonly parser = new SaxesParser({ xmlns: true });
+  private readonly stack: XmlElement[] = [];
+  private root: XmlElement | undefined;
+  private elementCount = 0;
+  private attributeCount = 0;
+  private elementAttributeCount = 0;
+
+  constructor() {
+    const parser = this.parser;
+    parser.on('doctype', () => {
+      throw new XmlError('DOCTYPE declarations are not allowed');
+    });
+    parser.on('opentagstart', () => {
+      this.elementAttributeCount = 0;
+    });
+    parser.on('attribute', () => {
+      if (++this.elementAttributeCount > MAX_ATTRIBUTES_PER_ELEMENT) {
+        throw new XmlError(`an element of the XML body has more than ${MAX_ATTRIBUTES_PER_ELEMENT} attributes`);
+      }
+      if (++this.attributeCount > MAX_ATTRIBUTES) throw new XmlError(`the XML body has more than ${MAX_ATTRIBUTES} attributes`);
+    });
+    parser.on('opentag', (tag) => this.openElement(tag));
+    const onText = (text: string) => this.addText(text);
+    parser.on('text', onText);
+    parser.on('cdata', onText);
+    parser.on('closetag', () => {
+      this.stack.pop();
+    });
+  }
+
+  private openElement(tag: SaxesTagNS): void {
     let attrs = NO_ATTRIBUTES;
     for (const attr of Object.values(tag.attributes)) {
-      if (typeof attr === 'string') continue;
       if (attr.prefix === 'xmlns' || attr.name === 'xmlns') continue;
       if (attrs === NO_ATTRIBUTES) attrs = {};
       attrs[attr.uri ? `{${attr.uri}}${attr.local}` : attr.local] = attr.value;
     }
-    if (++elementCount > MAX_ELEMENTS) throw new XmlError(`the XML body has more than ${MAX_ELEMENTS} elements`);
+    if (++this.elementCount > MAX_ELEMENTS) throw new XmlError(`the XML body has more than ${MAX_ELEMENTS} elements`);
     const element: XmlElement = { ns: tag.uri ?? '', local: tag.local ?? tag.name, attrs, children: NO_CHILDREN, text: '', nodes: NO_NODES };
+    const stack = this.stack;
     const parent = stack[stack.length - 1];
     if (parent) {
       // A literal has room for one element, where a push onto an empty array reserves 17.
@@ -102,12 +125,13 @@ export function parseXml(body: string): XmlElement {
       else parent.children.push(element);
       if (parent.nodes === NO_NODES) parent.nodes = [element];
       else parent.nodes.push(element);
-    } else root = element;
+    } else this.root = element;
     stack.push(element);
     if (stack.length > MAX_DEPTH) throw new XmlError('the XML body is nested too deeply');
-  });
-  const onText = (text: string) => {
-    const current = stack[stack.length - 1];
+  }
+
+  private addText(text: string): void {
+    const current = this.stack[this.stack.length - 1];
     if (!current) return;
     current.text += text;
     // Adjacent text and CDATA sections form one text node.
@@ -115,20 +139,26 @@ export function parseXml(body: string): XmlElement {
     if (current.nodes === NO_NODES) current.nodes = [text];
     else if (last >= 0 && typeof current.nodes[last] === 'string') current.nodes[last] += text;
     else current.nodes.push(text);
-  };
-  parser.on('text', onText);
-  parser.on('cdata', onText);
-  parser.on('closetag', () => {
-    stack.pop();
-  });
-  try {
-    parser.write(body).close();
-  } catch (error) {
-    if (error instanceof XmlError) throw error;
-    throw new XmlError(`malformed XML: ${(error as Error).message}`);
   }
-  if (!root) throw new XmlError('the body contains no XML element');
-  return root;
+
+  write(text: string): void {
+    this.guard(() => this.parser.write(text));
+  }
+
+  close(): XmlElement {
+    this.guard(() => this.parser.close());
+    if (!this.root) throw new XmlError('the body contains no XML element');
+    return this.root;
+  }
+
+  private guard(step: () => void): void {
+    try {
+      step();
+    } catch (error) {
+      if (error instanceof XmlError) throw error;
+      throw new XmlError(`malformed XML: ${(error as Error).message}`);
+    }
+  }
 }
 
 export function is(element: XmlElement | undefined, ns: string, local: string): boolean {

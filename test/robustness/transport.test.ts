@@ -89,6 +89,62 @@ describe('request bodies', () => {
     expect(okProp(parseMultistatus(listing.text).responses[0], '{DAV:}displayname')?.text).toBe('Contacts');
   });
 
+  test('XML split inside characters', async () => {
+    const name = 'Zoë 日本 😀';
+    const bytes = Buffer.from(`<?xml version="1.0" encoding="utf-8"?><d:propertyupdate xmlns:d="DAV:"><d:set><d:prop><d:displayname>${name}</d:displayname></d:prop></d:set></d:propertyupdate>`);
+    const chunks = Array.from(bytes, (_, i) => bytes.subarray(i, i + 1));
+    const reply = await sendChunked('PROPPATCH', BOOK, { 'Content-Type': 'application/xml' }, chunks);
+    expect(reply.status).toBe(207);
+    const listing = await client.propfind(BOOK, '0', '<d:propfind xmlns:d="DAV:"><d:prop><d:displayname/></d:prop></d:propfind>');
+    expect(okProp(parseMultistatus(listing.text).responses[0], '{DAV:}displayname')?.text).toBe(name);
+  });
+
+  test('UTF-16 XML split inside characters', async () => {
+    const name = 'Ωmega 😀';
+    const text = `<?xml version="1.0" encoding="UTF-16"?><d:propertyupdate xmlns:d="DAV:"><d:set><d:prop><d:displayname>${name}</d:displayname></d:prop></d:set></d:propertyupdate>`;
+    const bytes = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text, 'utf16le')]);
+    const chunks = Array.from({ length: Math.ceil(bytes.length / 3) }, (_, i) => bytes.subarray(i * 3, i * 3 + 3));
+    const reply = await sendChunked('PROPPATCH', BOOK, { 'Content-Type': 'application/xml' }, chunks);
+    expect(reply.status).toBe(207);
+    const listing = await client.propfind(BOOK, '0', '<d:propfind xmlns:d="DAV:"><d:prop><d:displayname/></d:prop></d:propfind>');
+    expect(okProp(parseMultistatus(listing.text).responses[0], '{DAV:}displayname')?.text).toBe(name);
+    await client.request('PROPPATCH', BOOK, {
+      headers: { 'Content-Type': 'application/xml' },
+      body: '<d:propertyupdate xmlns:d="DAV:"><d:set><d:prop><d:displayname>Contacts</d:displayname></d:prop></d:set></d:propertyupdate>',
+    });
+  });
+
+  test('invalid UTF-8 split across chunks', async () => {
+    const head = Buffer.from('<d:propfind xmlns:d="DAV:"><d:prop><d:displayname/></d:prop></d:propfind>');
+    // 0xE6 0x97 starts a three-byte sequence, and the next chunk does not finish it.
+    const chunks = [head.subarray(0, 20), Buffer.from([0xe6, 0x97]), Buffer.from('<x/>'), head.subarray(20)];
+    const reply = await sendChunked('PROPFIND', BOOK, { 'Content-Type': 'application/xml', Depth: '0' }, chunks);
+    expect(reply.status).toBe(400);
+    expect(reply.text).toContain('not valid UTF-8');
+  });
+
+  test('malformed XML keeps the connection', async () => {
+    const bad = `<d:propfind xmlns:d="DAV:"><d:prop></d:propfind>${' '.repeat(40_000)}`;
+    const good = PROPFIND_ETAG;
+    const request = (body: string) =>
+      `PROPFIND ${BOOK} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${app.auth('alice')}\r\nDepth: 0\r\n` +
+      `Content-Type: application/xml\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+    // Both requests go on one connection: the second gets its reply only if the first body was read to its end.
+    const text = await new Promise<string>((resolve, reject) => {
+      let received = '';
+      const socket = net.connect(client.port, '127.0.0.1', () => socket.write(request(bad) + request(good)));
+      socket.on('data', (chunk: Buffer) => {
+        received += chunk.toString('latin1');
+        if (received.includes('</d:multistatus>')) socket.end();
+      });
+      socket.on('close', () => resolve(received));
+      socket.on('error', reject);
+    });
+    // A status line ends in CRLF, where a DAV:status element inside a body does not.
+    const statuses = [...text.matchAll(/HTTP\/1\.1 (\d{3}) [A-Za-z -]+\r\n/g)].map((match) => Number(match[1]));
+    expect(statuses).toEqual([400, 207]);
+  });
+
   test('chunked card within the limit is stored', async () => {
     const href = `${BOOK}small-chunks.vcf`;
     const bytes = Buffer.from(person('small-chunks'));
