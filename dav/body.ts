@@ -160,6 +160,7 @@ export async function readXmlBody(ctx: Koa.Context, limit: number): Promise<XmlE
       req.off('end', onEnd);
       req.off('error', onError);
       req.off('aborted', onAborted);
+      req.off('close', onClose);
     };
     const fail = (error: unknown) => {
       cleanup();
@@ -193,10 +194,13 @@ export async function readXmlBody(ctx: Koa.Context, limit: number): Promise<XmlE
     };
     const onError = (error: Error) => fail(new DavError(400, undefined, `the request body could not be read: ${error.message}`));
     const onAborted = () => fail(new DavError(400, undefined, 'the request body could not be read: the client closed the connection'));
+    // A connection destroyed without an error event (a timeout, say) still ends the wait.
+    const onClose = () => fail(new DavError(400, undefined, 'the request body could not be read: the connection closed'));
     req.on('data', onData);
     req.on('end', onEnd);
     req.on('error', onError);
     req.on('aborted', onAborted);
+    req.on('close', onClose);
   }).catch((error: unknown) => {
     if (error instanceof XmlError) throw new DavError(400, undefined, error.message);
     throw error;
