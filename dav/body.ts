@@ -16,12 +16,7 @@ function isTooLarge(error: unknown): boolean {
  * would otherwise be read and discarded to reuse the connection.
  */
 export async function readBody(ctx: Koa.Context, limit: number, tooLarge: () => DavError): Promise<Buffer> {
-  const declared = ctx.get('content-length');
-  if (declared !== '' && Number(declared) > limit) {
-    ctx.set('Connection', 'close');
-    ctx.req.resume();
-    throw tooLarge();
-  }
+  const declared = checkDeclaredLength(ctx, limit, tooLarge);
   try {
     return await getRawBody(ctx.req, { limit, length: declared === '' ? undefined : Number(declared) });
   } catch (error) {
@@ -31,6 +26,69 @@ export async function readBody(ctx: Koa.Context, limit: number, tooLarge: () => 
     }
     throw new DavError(400, undefined, `the request body could not be read: ${(error as Error).message}`);
   }
+}
+
+/** Throws `tooLarge()` for a declared Content-Length over the limit, before anything is read; returns the header's value. */
+function checkDeclaredLength(ctx: Koa.Context, limit: number, tooLarge: () => DavError): string {
+  const declared = ctx.get('content-length');
+  if (declared !== '' && Number(declared) > limit) {
+    ctx.set('Connection', 'close');
+    ctx.req.resume();
+    throw tooLarge();
+  }
+  return declared;
+}
+
+/**
+ * Reads the request body and hands each piece to `consume`, up to `limit`
+ * bytes. After `consume` throws, the rest of the body is read and dropped, so
+ * that the error response reaches the client on a connection that stays
+ * usable. The promise then rejects with that error.
+ */
+function consumeBody(ctx: Koa.Context, limit: number, tooLarge: () => DavError, consume: (piece: Buffer) => void): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const req = ctx.req;
+    let received = 0;
+    let failure: unknown;
+    const cleanup = () => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('aborted', onAborted);
+      req.off('close', onClose);
+    };
+    const settle = (error?: unknown) => {
+      cleanup();
+      if (error === undefined) resolve();
+      else reject(error);
+    };
+    const onData = (piece: Buffer) => {
+      received += piece.length;
+      if (received > limit) {
+        // As for a declared length over the limit: nothing more is read, and the connection closes after the 413.
+        ctx.set('Connection', 'close');
+        req.pause();
+        settle(tooLarge());
+        return;
+      }
+      if (failure !== undefined) return;
+      try {
+        consume(piece);
+      } catch (error) {
+        failure = error;
+      }
+    };
+    const onEnd = () => settle(failure);
+    const onError = (error: Error) => settle(new DavError(400, undefined, `the request body could not be read: ${error.message}`));
+    const onAborted = () => settle(new DavError(400, undefined, 'the request body could not be read: the client closed the connection'));
+    // A connection destroyed without an error event (a timeout, say) still ends the wait.
+    const onClose = () => settle(new DavError(400, undefined, 'the request body could not be read: the connection closed'));
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+    req.on('aborted', onAborted);
+    req.on('close', onClose);
+  });
 }
 
 /** The encoding name in an XML declaration (XML 1.0 section 4.3.3), read from the first bytes as ASCII. */
@@ -72,8 +130,8 @@ class XmlBodyDecoder {
     this.head = [];
     const bom = byteOrderMark(head);
     if (bom) {
-      this.decode = streamDecoder(bom.decoder, bom.name);
-      const text = this.decode(head.subarray(bom.length), last);
+      this.decode = streamDecoder(new TextDecoder(bom.label, { fatal: true }), bom.encoding);
+      const text = this.decode(head.subarray(bom.bytes.length), last);
       const declared = DECLARED_ENCODING.exec(text.slice(0, HEAD_BYTES))?.[1];
       const encoding = declared?.toUpperCase();
       const matches = encoding === undefined || encoding === bom.encoding || (bom.encoding === 'UTF-16' && (encoding === 'UTF-16LE' || encoding === 'UTF-16BE'));
@@ -85,11 +143,16 @@ class XmlBodyDecoder {
   }
 }
 
-function byteOrderMark(head: Buffer): { encoding: 'UTF-8' | 'UTF-16'; name: string; decoder: TextDecoder; length: number } | undefined {
-  if (head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf) return { encoding: 'UTF-8', name: 'UTF-8', decoder: new TextDecoder('utf-8', { fatal: true }), length: 3 };
-  if (head[0] === 0xff && head[1] === 0xfe) return { encoding: 'UTF-16', name: 'UTF-16', decoder: new TextDecoder('utf-16le', { fatal: true }), length: 2 };
-  if (head[0] === 0xfe && head[1] === 0xff) return { encoding: 'UTF-16', name: 'UTF-16', decoder: new TextDecoder('utf-16be', { fatal: true }), length: 2 };
-  return undefined;
+/** Byte order marks, with the encoding each selects and the name TextDecoder gives it. */
+const BYTE_ORDER_MARKS: { bytes: number[]; encoding: 'UTF-8' | 'UTF-16'; label: string }[] = [
+  { bytes: [0xef, 0xbb, 0xbf], encoding: 'UTF-8', label: 'utf-8' },
+  { bytes: [0xff, 0xfe], encoding: 'UTF-16', label: 'utf-16le' },
+  { bytes: [0xfe, 0xff], encoding: 'UTF-16', label: 'utf-16be' },
+];
+
+/** Finds the byte order mark at the start of a body, if there is one. */
+function byteOrderMark(head: Buffer): (typeof BYTE_ORDER_MARKS)[number] | undefined {
+  return BYTE_ORDER_MARKS.find((mark) => mark.bytes.every((byte, i) => head[i] === byte));
 }
 
 /** Returns a decoder that keeps an incomplete sequence at the end of one piece for the next, and rejects invalid bytes. */
@@ -132,12 +195,7 @@ function declaredDecoder(declared: string | undefined): (bytes: Buffer, last: bo
  */
 export async function readXmlBody(ctx: Koa.Context, limit: number): Promise<XmlElement | undefined> {
   const tooLarge = () => new DavError(413, undefined, `the XML body is larger than ${limit} bytes`);
-  const declared = ctx.get('content-length');
-  if (declared !== '' && Number(declared) > limit) {
-    ctx.set('Connection', 'close');
-    ctx.req.resume();
-    throw tooLarge();
-  }
+  checkDeclaredLength(ctx, limit, tooLarge);
   const decoder = new XmlBodyDecoder();
   const parser = new XmlTreeParser();
   // Leading white space is skipped, as a lenient reader of `  <?xml ...` would, and the rest goes to the parser.
@@ -150,64 +208,10 @@ export async function readXmlBody(ctx: Koa.Context, limit: number): Promise<XmlE
     }
     parser.write(text);
   };
-  await new Promise<void>((resolve, reject) => {
-    const req = ctx.req;
-    let received = 0;
-    // After a parse error the rest of the body is read and dropped, so the 400 reaches the client on a usable connection.
-    let failure: unknown;
-    const cleanup = () => {
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onError);
-      req.off('aborted', onAborted);
-      req.off('close', onClose);
-    };
-    const fail = (error: unknown) => {
-      cleanup();
-      reject(error);
-    };
-    const onData = (chunk: Buffer) => {
-      received += chunk.length;
-      if (received > limit) {
-        // As for a declared length over the limit: nothing more is read, and the connection closes after the 413.
-        ctx.set('Connection', 'close');
-        req.pause();
-        fail(tooLarge());
-        return;
-      }
-      if (failure !== undefined) return;
-      try {
-        feed(decoder.write(chunk));
-      } catch (error) {
-        failure = error;
-      }
-    };
-    const onEnd = () => {
-      if (failure !== undefined) return fail(failure);
-      try {
-        feed(decoder.end());
-      } catch (error) {
-        return fail(error);
-      }
-      cleanup();
-      resolve();
-    };
-    const onError = (error: Error) => fail(new DavError(400, undefined, `the request body could not be read: ${error.message}`));
-    const onAborted = () => fail(new DavError(400, undefined, 'the request body could not be read: the client closed the connection'));
-    // A connection destroyed without an error event (a timeout, say) still ends the wait.
-    const onClose = () => fail(new DavError(400, undefined, 'the request body could not be read: the connection closed'));
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', onError);
-    req.on('aborted', onAborted);
-    req.on('close', onClose);
-  }).catch((error: unknown) => {
-    if (error instanceof XmlError) throw new DavError(400, undefined, error.message);
-    throw error;
-  });
-  if (!started) return undefined;
   try {
-    return parser.close();
+    await consumeBody(ctx, limit, tooLarge, (piece) => feed(decoder.write(piece)));
+    feed(decoder.end());
+    return started ? parser.close() : undefined;
   } catch (error) {
     if (error instanceof XmlError) throw new DavError(400, undefined, error.message);
     throw error;
