@@ -52,18 +52,19 @@ export function statusResponseXml(href: string, status: number, error?: string):
 }
 
 /**
+ * Length in characters at which a response body is written out, and at which
+ * producers of responses yield their text. With one chunk per page of 500
+ * cards (about 750 KB), a multiget of 100,000 cards peaked at 270 MB of
+ * resident memory. With this length it peaked at 180 MB. Which part of V8's
+ * garbage collection kept the larger chunks was not measured.
+ */
+export const CHUNK_CHARS = 16384;
+
+/**
  * Sends a 207 whose responses are produced lazily, so a listing of a large
  * book is written as it is read and never held in memory whole. `trailer` is
  * written after the last response (a sync-token, for example).
  */
-/**
- * Length in characters at which a response body is written out, and at which
- * producers of responses yield their text. With one chunk per page of 500
- * cards (about 750 KB), a multiget of 100,000 cards peaked at 270 MB of
- * resident memory; with this length it peaked at 180 MB. Which part of V8's
- * garbage collection kept the larger chunks was not measured.
- */
-export const CHUNK_CHARS = 16384;
 
 export function sendMultistatus(ctx: Koa.Context, responses: AsyncIterable<string>, trailer?: () => string): void {
   async function* body(): AsyncGenerator<string> {

@@ -19,19 +19,20 @@ function readTlsFile(setting: string, path: string): Buffer {
   }
 }
 
+/** Growth of V8's old generation after a full collection, in percent of its live size. */
+const HEAP_GROWING_PERCENT = 20;
+
 /**
  * Keeps V8's heap close to what the server holds. By default, V8 lets the old
  * generation grow to several times its live size before a full collection.
  * Garbage from one large response then stayed resident during the next: a
  * second multiget of 100,000 cards raised the peak from 183 to 224 MB. With
- * a growth of 20%, the second peaked at 198 MB.
- * V8 reads this flag at every full collection, so setting it at run time takes effect.
+ * a growth of 20%, the second peaked at 198 MB. V8 reads this flag at every
+ * full collection, so setting it at run time takes effect.
  */
-export function limitHeapGrowth(): void {
+function limitHeapGrowth(): void {
   v8.setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
 }
-
-const HEAP_GROWING_PERCENT = 20;
 
 /** Starts the HTTP or HTTPS server and stops it cleanly on SIGINT and SIGTERM. */
 export async function startServer(config: Config): Promise<void> {

@@ -161,10 +161,10 @@ export class SqliteStorage implements Storage {
   private readonly grouped: GroupedWrite[] = [];
 
   /**
-   * Runs a function in a transaction, or in a savepoint inside one. Made once: better-sqlite3
-   * builds a new wrapper on every call of db.transaction.
+   * Runs a function in a transaction, or in a savepoint inside one. It is made once, because
+   * better-sqlite3 builds a new wrapper on every call of db.transaction.
    */
-  private readonly run: Database.Transaction<(fn: () => unknown) => unknown>;
+  private readonly transaction: Database.Transaction<(fn: () => unknown) => unknown>;
 
   constructor(file: string, options: SqliteOptions = {}) {
     if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
@@ -178,7 +178,7 @@ export class SqliteStorage implements Storage {
     // changes to a sub-journal first. In memory that copy costs a third less upload time than in a temporary file.
     this.db.pragma('temp_store = MEMORY');
     migrate(this.db);
-    this.run = this.db.transaction((fn: () => unknown) => fn());
+    this.transaction = this.db.transaction((fn: () => unknown) => fn());
     this.cardIndex = new CardIndexWriter(this.db);
     if (options.checkpointIntervalMs && file !== ':memory:') {
       this.db.pragma('wal_autocheckpoint = 0');
@@ -217,7 +217,7 @@ export class SqliteStorage implements Storage {
   }
 
   private write<T>(fn: () => T): T {
-    return this.run.immediate(fn) as T;
+    return this.transaction.immediate(fn) as T;
   }
 
   /**
@@ -243,7 +243,7 @@ export class SqliteStorage implements Storage {
       this.write(() => {
         for (const write of group) {
           try {
-            outcomes.push({ value: this.run(write.fn), failed: false });
+            outcomes.push({ value: this.transaction(write.fn), failed: false });
           } catch (error) {
             // A full disk or I/O error can make SQLite roll back the whole transaction. The writes
             // before this one are gone too, and the next would run outside a transaction, so the group ends.
@@ -831,7 +831,7 @@ export class SqliteStorage implements Storage {
 
   async changesSince(bookId: number, sinceSeq: number, limit: number): Promise<ChangePage> {
     // Reads run in one transaction so the sequence number and the rows agree.
-    return this.db.transaction((): ChangePage => {
+    return this.transaction((): ChangePage => {
       const book = this.stmt('SELECT sync_seq FROM books WHERE id = ?').get(bookId) as Row | undefined;
       const currentSeq = (book?.sync_seq as number) ?? 0;
       const rows =
@@ -854,6 +854,6 @@ export class SqliteStorage implements Storage {
       }));
       const seq = truncated ? changes[changes.length - 1].seq : currentSeq;
       return { changes, seq, truncated };
-    })();
+    }) as ChangePage;
   }
 }
