@@ -1,4 +1,4 @@
-import type { CardMeta, User } from '../storage/types';
+import type { CardSummary, User } from '../storage/types';
 import { readXmlBody } from './body';
 import { bookAcl } from './acl';
 import type { DavContext } from './context';
@@ -65,7 +65,7 @@ export function cardResponse(
   context: PropertyContext,
   owner: User,
   href: string,
-  card: CardMeta,
+  card: CardSummary,
   request: PropRequest,
   minimal: boolean,
   addressData?: string,
@@ -89,7 +89,7 @@ export function memberHrefs(collectionHref: string): HrefSource {
 }
 
 /** Builds the DAV:response of one card; address-data is the escaped content, or undefined when not sent. */
-export type CardResponder = (href: string, card: CardMeta, addressData?: string) => string;
+export type CardResponder = (href: string, card: CardSummary, addressData?: string) => string;
 
 /**
  * Returns a builder of card responses for one request. Every card of a
@@ -143,7 +143,7 @@ function cardTemplate(context: PropertyContext, owner: User, request: PropReques
     slots.push(name);
     return `${MARK_OPEN}${slots.length}${MARK_CLOSE}`;
   };
-  const probe: CardMeta = { id: 0, bookId: 0, name: '', uid: '', etag: '', size: 0, modifiedAt: 0, seq: 0 };
+  const probe: CardSummary = { name: '', etag: '', size: 0, modifiedAt: 0, seq: 0 };
   const lookup = (name: string) => {
     if (name === ADDRESS_DATA) return withData ? mark(name) : undefined;
     const value = cardProperty(context, owner, probe, name);

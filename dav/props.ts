@@ -1,4 +1,4 @@
-import type { Access, AddressBook, CardMeta, User } from '../storage/types';
+import type { Access, AddressBook, CardSummary, User } from '../storage/types';
 import { homeHref, principalHref, PRINCIPALS, Resource } from './resource';
 import { clark, escapeXml, NS, tag } from './xml';
 
@@ -227,7 +227,7 @@ export function collectionProperty(
 export const PER_CARD_PROPERTIES: ReadonlySet<string> = new Set([P.getetag, P.getcontentlength, P.getlastmodified]);
 
 /** Returns a property of a card, or undefined; address-data is handled by the caller. */
-export function cardProperty(context: PropertyContext, owner: User, card: CardMeta, name: string): string | undefined {
+export function cardProperty(context: PropertyContext, owner: User, card: CardSummary, name: string): string | undefined {
   switch (name) {
     case P.resourcetype:
       return '';

@@ -1,4 +1,4 @@
-import type { AddressBook, Card, CardMeta } from '../storage/types';
+import type { AddressBook, Card, CardMeta, CardSummary } from '../storage/types';
 import { AddressDataProp, AddressDataRequest, renderAddressData } from '../vcard/render';
 import { readXmlBody } from './body';
 import type { DavContext } from './context';
@@ -67,7 +67,7 @@ function parseAddressDataProp(element: XmlElement): AddressDataProp {
  * its other properties as usual, and address-data in a 403 propstat with
  * CARDDAV:supported-address-data-conversion (RFC 6352 section 10.4.1).
  */
-function conversionFailure(dc: DavContext, resource: BookResource, href: string, card: CardMeta, props: ReportProps, minimal: boolean, message: string): string {
+function conversionFailure(dc: DavContext, resource: BookResource, href: string, card: CardSummary, props: ReportProps, minimal: boolean, message: string): string {
   dc.log.warn({ book: resource.book.id, card: card.name, error: message }, 'address data conversion failed');
   const context = { user: dc.user, maxResourceSize: dc.limits.maxResourceSize, access: resource.access };
   const names = props.request.kind === 'prop' ? props.request.names.filter((name) => name !== P.addressData) : [];
@@ -88,7 +88,7 @@ function conversionFailure(dc: DavContext, resource: BookResource, href: string,
 }
 
 /** Builds the response of one card of a report, with address-data rendered when requested. */
-export type ReportResponder = (href: string, card: CardMeta | Card) => string;
+export type ReportResponder = (href: string, card: CardSummary | Card) => string;
 
 export function reportResponder(dc: DavContext, resource: BookResource, props: ReportProps, minimal: boolean, hrefs: HrefSource): ReportResponder {
   // The card's privileges are the user's access to the book, as PROPFIND reports them.
@@ -191,8 +191,8 @@ async function syncCollection(dc: DavContext, resource: BookResource, root: XmlE
       // written while this response streams is not listed twice, once as it was and once as it is now.
       const changes = page.changes.filter((change) => change.seq <= book.syncSeq);
       const later = changes.length < page.changes.length;
-      const present = changes.filter((change) => change.card !== undefined).map((change) => change.name);
-      const withData = props.addressData ? new Map((await storage.getCards(book.id, present)).map((c) => [c.name, c])) : undefined;
+      const present = () => changes.filter((change) => change.card !== undefined).map((change) => change.name);
+      const withData = props.addressData ? new Map((await storage.getCards(book.id, present())).map((c) => [c.name, c])) : undefined;
       let chunk = '';
       for (const change of changes) {
         const href = resource.href + encodeSegment(change.name);

@@ -10,6 +10,7 @@ import type {
   Card,
   CardInput,
   CardMeta,
+  CardSummary,
   Change,
   ChangePage,
   DeleteResult,
@@ -84,6 +85,38 @@ function rawCardMeta(row: unknown[]): CardMeta {
     modifiedAt: row[6] as number,
     seq: row[7] as number,
   };
+}
+
+/**
+ * A card's summary as one text value: sequence number, size, modification
+ * time, ETag and name, separated by spaces. better-sqlite3 spends about as
+ * long on each value it hands over as SQLite spends on finding the row, so
+ * in a script a listing of 10,000 cards read in 3 ms as one value per card
+ * and in 11 ms as eight. ETags are hex digests and the other fields are
+ * numbers, so only the name can hold a space, and it comes last.
+ */
+const PACKED_SUMMARY = "seq || ' ' || size || ' ' || modified_at || ' ' || etag || ' ' || name";
+
+function unpackSummary(text: string): CardSummary {
+  const afterSeq = text.indexOf(' ');
+  const afterSize = text.indexOf(' ', afterSeq + 1);
+  const afterModified = text.indexOf(' ', afterSize + 1);
+  const afterEtag = text.indexOf(' ', afterModified + 1);
+  return {
+    seq: Number(text.slice(0, afterSeq)),
+    size: Number(text.slice(afterSeq + 1, afterSize)),
+    modifiedAt: Number(text.slice(afterSize + 1, afterModified)),
+    etag: text.slice(afterModified + 1, afterEtag),
+    name: text.slice(afterEtag + 1),
+  };
+}
+
+/** A removed card as one text value: its sequence number and its name. */
+const PACKED_TOMBSTONE = "seq || ' ' || name";
+
+function unpackTombstone(text: string): Change {
+  const afterSeq = text.indexOf(' ');
+  return { seq: Number(text.slice(0, afterSeq)), name: text.slice(afterSeq + 1) };
 }
 
 function rawCard(row: unknown[]): Card {
@@ -207,10 +240,19 @@ export class SqliteStorage implements Storage {
 
   /** Returns a cached statement that reads rows as arrays. */
   private rawStmt(sql: string): Database.Statement {
-    const key = `raw ${sql}`;
+    return this.modeStmt('raw', sql);
+  }
+
+  /** Returns a cached statement that reads the first column of each row alone. */
+  private pluckStmt(sql: string): Database.Statement {
+    return this.modeStmt('pluck', sql);
+  }
+
+  private modeStmt(mode: 'raw' | 'pluck', sql: string): Database.Statement {
+    const key = `${mode} ${sql}`;
     let statement = this.statements.get(key);
     if (!statement) {
-      statement = this.db.prepare(sql).raw(true);
+      statement = mode === 'raw' ? this.db.prepare(sql).raw(true) : this.db.prepare(sql).pluck(true);
       this.statements.set(key, statement);
     }
     return statement;
@@ -545,7 +587,7 @@ export class SqliteStorage implements Storage {
    * until the last row is read or the iteration stops. Meanwhile the main
    * connection goes on serving other requests.
    */
-  async *snapshotCardMeta(bookId: number, pageSize: number): AsyncGenerator<CardMeta[]> {
+  async *snapshotCardMeta(bookId: number, pageSize: number): AsyncGenerator<CardSummary[]> {
     if (this.file === ':memory:') {
       // No second connection can open an in-memory database, so pages are read one by one.
       for (let page = await this.listCardMeta(bookId, 0, pageSize); ; ) {
@@ -556,10 +598,10 @@ export class SqliteStorage implements Storage {
     }
     const reader = this.takeReader();
     try {
-      const rows = reader.prepare(`SELECT ${CARD_META_RAW} FROM cards WHERE book_id = ? ORDER BY id`).raw(true).iterate(bookId);
-      let page: CardMeta[] = [];
-      for (const row of rows as IterableIterator<unknown[]>) {
-        page.push(rawCardMeta(row));
+      const rows = reader.prepare(`SELECT ${PACKED_SUMMARY} FROM cards WHERE book_id = ? ORDER BY id`).pluck().iterate(bookId);
+      let page: CardSummary[] = [];
+      for (const row of rows as IterableIterator<string>) {
+        page.push(unpackSummary(row));
         if (page.length < pageSize) continue;
         yield page;
         page = [];
@@ -834,26 +876,36 @@ export class SqliteStorage implements Storage {
     return this.transaction((): ChangePage => {
       const book = this.stmt('SELECT sync_seq FROM books WHERE id = ?').get(bookId) as Row | undefined;
       const currentSeq = (book?.sync_seq as number) ?? 0;
-      const rows =
+      const cards = (
+        this.pluckStmt(`SELECT ${PACKED_SUMMARY} FROM cards WHERE book_id = ? AND seq > ? ORDER BY seq LIMIT ?`).all(bookId, sinceSeq, limit + 1) as string[]
+      ).map((text): Change => {
+        const card = unpackSummary(text);
+        return { name: card.name, seq: card.seq, card };
+      });
+      // A read from 0 lists no removals. Both lists are in sequence order, so the first limit + 1 of their
+      // merge are among the first limit + 1 of each.
+      const removed =
         sinceSeq === 0
-          ? (this.rawStmt(
-              `SELECT ${CARD_META_RAW} FROM cards WHERE book_id = ? ORDER BY seq LIMIT ?`,
-            ).all(bookId, limit + 1) as unknown[][])
-          : (this.rawStmt(
-              `SELECT ${CARD_META_RAW} FROM cards WHERE book_id = ? AND seq > ?
-               UNION ALL
-               SELECT NULL, book_id, name, NULL, NULL, NULL, NULL, seq FROM tombstones WHERE book_id = ? AND seq > ?
-               ORDER BY seq LIMIT ?`,
-            ).all(bookId, sinceSeq, bookId, sinceSeq, limit + 1) as unknown[][]);
-      const truncated = rows.length > limit;
-      const page = truncated ? rows.slice(0, limit) : rows;
-      const changes: Change[] = page.map((row) => ({
-        name: row[2] as string,
-        seq: row[7] as number,
-        card: row[0] === null ? undefined : rawCardMeta(row),
-      }));
+          ? []
+          : (
+              this.pluckStmt(`SELECT ${PACKED_TOMBSTONE} FROM tombstones WHERE book_id = ? AND seq > ? ORDER BY seq LIMIT ?`).all(bookId, sinceSeq, limit + 1) as string[]
+            ).map(unpackTombstone);
+      const merged = removed.length === 0 ? cards : mergeBySeq(cards, removed);
+      const truncated = merged.length > limit;
+      const changes = truncated ? merged.slice(0, limit) : merged;
       const seq = truncated ? changes[changes.length - 1].seq : currentSeq;
       return { changes, seq, truncated };
     }) as ChangePage;
   }
+}
+
+/** Merges two lists of changes, each in sequence order, into one in sequence order. */
+function mergeBySeq(a: Change[], b: Change[]): Change[] {
+  const merged: Change[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length && j < b.length) merged.push(a[i].seq < b[j].seq ? a[i++] : b[j++]);
+  while (i < a.length) merged.push(a[i++]);
+  while (j < b.length) merged.push(b[j++]);
+  return merged;
 }

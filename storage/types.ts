@@ -74,6 +74,9 @@ export interface CardMeta {
   seq: number;
 }
 
+/** The fields of a card that listings and sync reports show. */
+export type CardSummary = Pick<CardMeta, 'name' | 'etag' | 'size' | 'modifiedAt' | 'seq'>;
+
 export interface Card extends CardMeta {
   data: Buffer;
 }
@@ -158,7 +161,7 @@ export interface Change {
   name: string;
   seq: number;
   /** Present for a card that exists now; absent for a removed one. */
-  card?: CardMeta;
+  card?: CardSummary;
 }
 
 export type PutResult =
@@ -278,13 +281,13 @@ export interface Storage {
   /** One page of card metadata ordered by id, starting after `afterId`. */
   listCardMeta(bookId: number, afterId: number, limit: number): Promise<CardMeta[]>;
   /**
-   * The metadata of every card of a book, ordered by id, in pages of up to
+   * The summary of every card of a book, ordered by id, in pages of up to
    * `pageSize`, all read from one state of the book: writes committed while
    * the pages are read do not show. A backend reads it in one read
    * transaction (a REPEATABLE READ cursor in PostgreSQL). Stopping the
    * iteration early releases the transaction.
    */
-  snapshotCardMeta(bookId: number, pageSize: number): AsyncIterable<CardMeta[]>;
+  snapshotCardMeta(bookId: number, pageSize: number): AsyncIterable<CardSummary[]>;
   /** One page of full cards ordered by id, starting after `afterId`. */
   listCards(bookId: number, afterId: number, limit: number): Promise<Card[]>;
   countCards(bookId: number): Promise<number>;
