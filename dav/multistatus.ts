@@ -66,11 +66,18 @@ export const CHUNK_CHARS = 16384;
  * written after the last response (a sync-token, for example).
  */
 
-export function sendMultistatus(ctx: Koa.Context, responses: AsyncIterable<string>, trailer?: () => string): void {
-  async function* body(): AsyncGenerator<string> {
+export function sendMultistatus(ctx: Koa.Context, responses: AsyncIterable<string | Buffer>, trailer?: () => string): void {
+  async function* body(): AsyncGenerator<string | Buffer> {
     yield `${XML_HEADER}<d:multistatus ${XMLNS_DECLARATIONS}>`;
     let batch = '';
     for await (const response of responses) {
+      // Bytes are already in pieces of about CHUNK_CHARS and go out as they are, after the text before them.
+      if (typeof response !== 'string') {
+        if (batch !== '') yield batch;
+        batch = '';
+        yield response;
+        continue;
+      }
       batch += response;
       if (batch.length >= CHUNK_CHARS) {
         yield batch;
@@ -90,10 +97,10 @@ export function sendMultistatus(ctx: Koa.Context, responses: AsyncIterable<strin
  * instead of a 207 cut off in the middle. Returns the same responses, the
  * first one included, and closes the source when the consumer stops early.
  */
-export async function prefetchFirst(responses: AsyncIterable<string>): Promise<AsyncIterable<string>> {
+export async function prefetchFirst<T>(responses: AsyncIterable<T>): Promise<AsyncIterable<T>> {
   const iterator = responses[Symbol.asyncIterator]();
   const first = await iterator.next();
-  const rest: AsyncIterable<string> = { [Symbol.asyncIterator]: () => iterator };
+  const rest: AsyncIterable<T> = { [Symbol.asyncIterator]: () => iterator };
   return (async function* () {
     try {
       if (first.done) return;

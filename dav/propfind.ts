@@ -6,7 +6,7 @@ import { DavError } from './errors';
 import { CHUNK_CHARS, prefetchFirst, PropStat, responseXml, sendMultistatus } from './multistatus';
 import { allpropNames, cardProperty, collectionProperty, P, PER_CARD_PROPERTIES, PropertyContext, propertyNames } from './props';
 import { bookHref, encodeSegment, homeHref, HOMES, principalHref, PRINCIPALS, Resource } from './resource';
-import { child, clark, escapeXml, is, isXmlSafe, NS, XmlElement } from './xml';
+import { byteString, child, clark, escapeXml, fromByteString, is, isXmlSafe, NS, XmlElement } from './xml';
 
 export type PropRequest = { kind: 'allprop'; include: string[] } | { kind: 'propname' } | { kind: 'prop'; names: string[] };
 
@@ -97,7 +97,8 @@ export type CardResponder = (href: string, card: CardSummary, addressData?: stri
  * template. The template has a slot for the href and one for each property
  * whose value differs between cards, and each card only fills the slots.
  * responseXml itself makes the template from marked values, so the output
- * is the same as cardResponse's.
+ * is the same as cardResponse's. With `bytes`, the responses and the
+ * address data given to them are byte strings (see byteString).
  */
 export function cardResponder(
   context: PropertyContext,
@@ -105,20 +106,27 @@ export function cardResponder(
   request: PropRequest,
   minimal: boolean,
   hrefs: HrefSource = 'client',
+  bytes = false,
 ): CardResponder {
-  if (request.kind === 'propname') {
-    return (href, card, addressData) => cardResponse(context, owner, href, card, request, minimal, addressData);
-  }
+  const oneByOne: CardResponder = bytes
+    ? (href, card, addressData) =>
+        byteString(cardResponse(context, owner, href, card, request, minimal, addressData === undefined ? undefined : fromByteString(addressData)))
+    : (href, card, addressData) => cardResponse(context, owner, href, card, request, minimal, addressData);
+  if (request.kind === 'propname') return oneByOne;
+  const text = bytes ? byteString : (value: string) => value;
   const templates = new Map<boolean, Template | undefined>();
   return (href, card, addressData) => {
     const withData = addressData !== undefined;
-    if (!templates.has(withData)) templates.set(withData, cardTemplate(context, owner, request, minimal, withData));
+    if (!templates.has(withData)) {
+      const template = cardTemplate(context, owner, request, minimal, withData);
+      templates.set(withData, template && { parts: template.parts.map(text), slots: template.slots });
+    }
     const template = templates.get(withData);
-    if (!template) return cardResponse(context, owner, href, card, request, minimal, addressData);
-    let xml = template.parts[0] + (hrefs === 'encoded' ? href : escapeXml(href)) + template.parts[1];
+    if (!template) return oneByOne(href, card, addressData);
+    let xml = template.parts[0] + text(hrefs === 'encoded' ? href : escapeXml(href)) + template.parts[1];
     for (let i = 0; i < template.slots.length; i++) {
       const slot = template.slots[i];
-      xml += (slot === ADDRESS_DATA ? addressData : cardProperty(context, owner, card, slot)) + template.parts[i + 2];
+      xml += (slot === ADDRESS_DATA ? addressData : text(cardProperty(context, owner, card, slot) ?? '')) + template.parts[i + 2];
     }
     return xml;
   };

@@ -181,7 +181,7 @@ export async function runQuery(dc: DavContext, resource: BookResource, root: Xml
     : indexedMatches(dc, bookId, filter, props.addressData !== undefined, maxMatches);
 
   const respond = reportResponder(dc, resource, props, minimal, memberHrefs(resource.href));
-  async function* responses(): AsyncGenerator<string> {
+  async function* responses(): AsyncGenerator<string | Buffer> {
     let count = 0;
     for await (const card of matches) {
       if (limit !== undefined && count >= limit) {
@@ -189,7 +189,7 @@ export async function runQuery(dc: DavContext, resource: BookResource, root: Xml
         return;
       }
       count++;
-      yield respond(resource.href + encodeSegment(card.name), card);
+      yield respond.output(respond(resource.href + encodeSegment(card.name), card));
     }
   }
   sendMultistatus(dc.ctx, await prefetchFirst(responses()));

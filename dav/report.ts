@@ -1,5 +1,5 @@
 import type { AddressBook, Card, CardMeta, CardSummary } from '../storage/types';
-import { AddressDataProp, AddressDataRequest, renderAddressData } from '../vcard/render';
+import { AddressDataProp, AddressDataRequest, keepsStoredBytes, renderAddressData } from '../vcard/render';
 import { readXmlBody } from './body';
 import type { DavContext } from './context';
 import { DavError } from './errors';
@@ -9,7 +9,7 @@ import { cardProperty, P, parseSyncToken, syncToken } from './props';
 import { decodePath, encodeSegment, Resource } from './resource';
 import { runQuery } from './query';
 import { handlePrincipalReport, isPrincipalReport } from './principal-search';
-import { child, childrenNamed, clark, escapeXml, is, NS, tag, XmlElement } from './xml';
+import { byteString, child, childrenNamed, clark, escapeXml, escapeXmlBytes, is, NS, tag, XmlElement } from './xml';
 
 /** Hrefs resolved per storage round trip in a multiget. */
 const MULTIGET_BATCH = 500;
@@ -87,22 +87,41 @@ function conversionFailure(dc: DavContext, resource: BookResource, href: string,
   return responseXml(href, propstats);
 }
 
-/** Builds the response of one card of a report, with address-data rendered when requested. */
-export type ReportResponder = (href: string, card: CardSummary | Card) => string;
+/**
+ * Builds the response of one card of a report, with address-data rendered
+ * when requested. When address data is requested, the responses are byte
+ * strings (see byteString), so the stored bytes of a card go out without
+ * being decoded and encoded again.
+ */
+export interface ReportResponder {
+  (href: string, card: CardSummary | Card): string;
+  /** Whether the responses are byte strings. */
+  bytes: boolean;
+  /** Builds a response with one status for the whole href, in the same form as the card responses. */
+  status(href: string, status: number, error?: string): string;
+  /** Turns responses joined together into what the multistatus writes. */
+  output(chunk: string): string | Buffer;
+}
 
 export function reportResponder(dc: DavContext, resource: BookResource, props: ReportProps, minimal: boolean, hrefs: HrefSource): ReportResponder {
   // The card's privileges are the user's access to the book, as PROPFIND reports them.
   const context = { user: dc.user, maxResourceSize: dc.limits.maxResourceSize, access: resource.access };
-  const respond = cardResponder(context, resource.owner, props.request, minimal, hrefs);
-  return (href, card) => {
-    let data: string | undefined;
-    if (props.addressData && 'data' in card) {
-      const rendered = renderAddressData(card.data, props.addressData);
-      if (!rendered.ok) return conversionFailure(dc, resource, href, card, props, minimal, rendered.message);
-      data = escapeXml(rendered.text);
-    }
-    return respond(href, card, data);
+  const request = props.addressData;
+  const bytes = request !== undefined;
+  const respond = cardResponder(context, resource.owner, props.request, minimal, hrefs, bytes);
+  const text = bytes ? byteString : (value: string) => value;
+  const responder = (href: string, card: CardSummary | Card): string => {
+    if (!request || !('data' in card)) return respond(href, card);
+    if (keepsStoredBytes(request)) return respond(href, card, escapeXmlBytes(card.data));
+    const rendered = renderAddressData(card.data, request);
+    if (!rendered.ok) return text(conversionFailure(dc, resource, href, card, props, minimal, rendered.message));
+    return respond(href, card, text(escapeXml(rendered.text)));
   };
+  return Object.assign(responder, {
+    bytes,
+    status: (href: string, status: number, error?: string) => text(statusResponseXml(href, status, error)),
+    output: (chunk: string) => (bytes ? Buffer.from(chunk, 'latin1') : chunk),
+  });
 }
 
 /** Maps a multiget href (absolute URL or path, percent-encoded or not) to a card name in this book. */
@@ -130,7 +149,7 @@ async function multiget(dc: DavContext, resource: BookResource, root: XmlElement
   const respond = reportResponder(dc, resource, props, minimal, 'client');
   const bookSegments = decodePath(resource.href);
 
-  async function* responses(): AsyncGenerator<string> {
+  async function* responses(): AsyncGenerator<string | Buffer> {
     for (let start = 0; start < hrefs.length; start += MULTIGET_BATCH) {
       const batch = hrefs.slice(start, start + MULTIGET_BATCH).map((href) => ({ href, name: hrefToName(href, bookSegments) }));
       const names = batch.flatMap((entry) => (entry.name === undefined ? [] : [entry.name]));
@@ -140,12 +159,12 @@ async function multiget(dc: DavContext, resource: BookResource, root: XmlElement
       let chunk = '';
       for (const { href, name } of batch) {
         const card = name === undefined ? undefined : found.get(name);
-        chunk += card ? respond(href, card) : statusResponseXml(href, 404);
+        chunk += card ? respond(href, card) : respond.status(href, 404);
         if (chunk.length < CHUNK_CHARS) continue;
-        yield chunk;
+        yield respond.output(chunk);
         chunk = '';
       }
-      if (chunk !== '') yield chunk;
+      if (chunk !== '') yield respond.output(chunk);
     }
   }
   sendMultistatus(dc.ctx, await prefetchFirst(responses()));
@@ -182,7 +201,7 @@ async function syncCollection(dc: DavContext, resource: BookResource, root: XmlE
   let finalSeq = sinceSeq;
   const respond = reportResponder(dc, resource, props, minimal, memberHrefs(resource.href));
 
-  async function* responses(): AsyncGenerator<string> {
+  async function* responses(): AsyncGenerator<string | Buffer> {
     let seq = sinceSeq;
     let remaining = limit ?? Infinity;
     for (;;) {
@@ -197,13 +216,13 @@ async function syncCollection(dc: DavContext, resource: BookResource, root: XmlE
       for (const change of changes) {
         const href = resource.href + encodeSegment(change.name);
         const card = withData ? withData.get(change.name) : change.card;
-        chunk += card ? respond(href, card) : statusResponseXml(href, 404);
+        chunk += card ? respond(href, card) : respond.status(href, 404);
         if (chunk.length < CHUNK_CHARS) continue;
-        yield chunk;
+        yield respond.output(chunk);
         chunk = '';
       }
       // A page without changes (all newer than the request) yields nothing.
-      if (chunk !== '') yield chunk;
+      if (chunk !== '') yield respond.output(chunk);
       seq = later ? book.syncSeq : page.seq;
       remaining -= changes.length;
       if (later || !page.truncated) break;

@@ -50,6 +50,11 @@ function selectLines(lines: ContentLine[], props: AddressDataProp[]): { lines: C
  * card is parsed, narrowed to the selected properties and converted, and a
  * card that cannot be converted gives `ok: false`.
  */
+/** Returns whether a request gets every card's stored bytes untouched, whatever the card's version. */
+export function keepsStoredBytes(request: AddressDataRequest): boolean {
+  return !request.props && request.contentType !== JCARD_MEDIA_TYPE && request.version === undefined;
+}
+
 export function renderAddressData(data: Buffer, request: AddressDataRequest): RenderResult {
   try {
     return { ok: true, text: render(data, request) };
@@ -61,7 +66,7 @@ export function renderAddressData(data: Buffer, request: AddressDataRequest): Re
 
 function render(data: Buffer, request: AddressDataRequest): string {
   const jcard = request.contentType === JCARD_MEDIA_TYPE;
-  if (!request.props && !jcard && request.version === undefined) return data.toString('utf8');
+  if (keepsStoredBytes(request)) return data.toString('utf8');
   const parsed = parseCardLines(data);
   const stored = cardVersion(parsed);
   const target: VcardVersion = jcard ? '4.0' : (request.version ?? (stored === '4.0' ? '4.0' : '3.0'));

@@ -11,6 +11,14 @@ const BOOK = '/dav/addressbooks/alice/contacts/';
 const ANNA = { name: 'anna maria@home.vcf', body: person('9e3b7a10-0000-4000-8000-000000000001', 'Anna Maria Example') };
 const ZOE = { name: 'zoë.vcf', body: person('9e3b7a10-0000-4000-8000-000000000002', 'Zoë Example') };
 const PLAIN = { name: 'plain.vcf', body: person('9e3b7a10-0000-4000-8000-000000000003', 'Paul Plain') };
+const MARKUP = {
+  name: 'markup.vcf',
+  body: person('9e3b7a10-0000-4000-8000-000000000004', 'Ελένη & 日本 <Example>', [
+    'item1.URL:https://example.com/?a=1&b=2',
+    'item1.X-ABLabel:_$!<HomePage>!$_',
+    'NOTE:emoji 🎉 and > sign',
+  ]),
+};
 
 let app: TestApp;
 let alice: DavClient;
@@ -24,7 +32,7 @@ beforeAll(async () => {
   app = await startTestApp();
   await app.addUser('alice');
   alice = new DavClient(app, 'alice');
-  for (const entry of [ANNA, ZOE, PLAIN]) {
+  for (const entry of [ANNA, ZOE, PLAIN, MARKUP]) {
     const reply = await alice.putCard(encoded(entry.name), entry.body);
     etags.set(entry.name, String(reply.headers.etag));
   }
@@ -51,6 +59,29 @@ describe('addressbook-multiget', () => {
     expect(response.propstats.map((p) => p.statusLine)).toEqual(['HTTP/1.1 200 OK']);
     expect(okProp(response, d('getetag'))?.text).toBe(etags.get(PLAIN.name));
     expect(okProp(response, card('address-data'))?.text).toBe(PLAIN.body);
+  });
+
+  test('address-data with markup and non-ASCII text is the stored card', async () => {
+    const hrefs = [encoded(MARKUP.name), encoded(ZOE.name)];
+    const responses = await multiget([...hrefs, BOOK + 'Zoë ünencoded.vcf']);
+    const stored = await alice.get(encoded(MARKUP.name));
+    expect(okProp(responses[0], card('address-data'))?.text).toBe(stored.text);
+    expect(okProp(responses[0], card('address-data'))?.text).toBe(MARKUP.body);
+    expect(okProp(responses[1], card('address-data'))?.text).toBe(ZOE.body);
+    expect(responses[2].href).toBe(BOOK + 'Zoë ünencoded.vcf');
+    expect(responses[2].status).toBe(404);
+  });
+
+  test('address-data converted to 3.0 keeps non-ASCII text', async () => {
+    const reply = await alice.report(
+      BOOK,
+      `<?xml version="1.0" encoding="utf-8"?><card:addressbook-multiget ${XMLNS}><d:prop><card:address-data content-type="text/vcard" version="3.0"/></d:prop><d:href>${encoded(MARKUP.name)}</d:href></card:addressbook-multiget>`,
+    );
+    expect(reply.status).toBe(207);
+    const text = okProp(parseMultistatus(reply.text)[0], card('address-data'))?.text ?? '';
+    expect(text).toContain('VERSION:3.0\r\n');
+    expect(text).toContain('FN:Ελένη & 日本 <Example>\r\n');
+    expect(text).toContain('_$!<HomePage>!$_');
   });
 
   test('missing card gets a 404 response', async () => {

@@ -3,6 +3,7 @@
  * same XML as building each response on its own, for every shape of request.
  */
 import { cardResponder, cardResponse, memberHrefs, type PropRequest } from '../../dav/propfind';
+import { byteString } from '../../dav/xml';
 import type { PropertyContext } from '../../dav/props';
 import type { CardMeta, User } from '../../storage/types';
 
@@ -47,6 +48,21 @@ describe.each(requests)('%s', (_label, request) => {
   });
 });
 
+describe.each(requests)('%s as bytes', (_label, request) => {
+  const context: PropertyContext = { user: alice, maxResourceSize: 1_000_000, access: 'read' };
+
+  test.each([false, true])('minimal %s, with and without address data', (minimal) => {
+    const respond = cardResponder(context, alice, request, minimal, 'client', true);
+    for (const card of cards) {
+      // A client may send an href that is not percent-encoded.
+      const href = `/dav/addressbooks/alice/contacts/Zoë ${card.name}`;
+      expect(respond(href, card)).toBe(byteString(cardResponse(context, alice, href, card, request, minimal)));
+      const data = 'BEGIN:VCARD&#13;\nFN:Zoë 日本&#13;\nEND:VCARD';
+      expect(respond(href, card, byteString(data))).toBe(byteString(cardResponse(context, alice, href, card, request, minimal, data)));
+    }
+  });
+});
+
 test('marker character in a user name', () => {
   const odd: User = { ...alice, name: 'al\uE000ice\uE001' };
   const context: PropertyContext = { user: odd, maxResourceSize: 1_000_000 };
@@ -56,6 +72,11 @@ test('marker character in a user name', () => {
   const xml = respond(href, cards[0]);
   expect(xml).toBe(cardResponse(context, odd, href, cards[0], request, false));
   expect(xml).toContain('<d:getetag>"0123abcd"</d:getetag>');
+  const data = 'FN:Zoë';
+  const bytes = cardResponder(context, odd, { ...request, names: [...request.names, name(CARDDAV, 'address-data')] }, false, 'client', true);
+  expect(bytes(href, cards[0], byteString(data))).toBe(
+    byteString(cardResponse(context, odd, href, cards[0], { ...request, names: [...request.names, name(CARDDAV, 'address-data')] }, false, data)),
+  );
 });
 
 test('member hrefs of a plain collection are copied', () => {
