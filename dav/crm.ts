@@ -6,6 +6,7 @@ import {
   checkLeadTransition,
   describeCard,
   isCrmCard,
+  KIND_PROPERTIES,
   leadState,
   mayBeCrmCard,
   rewriteCrmCard,
@@ -182,23 +183,34 @@ export async function enforceCrmRulesOnDelete(dc: DavContext, resource: CardReso
 }
 
 /**
+ * Lists the accounts (KIND:org) of the books, or of every book when
+ * `bookIds` is undefined. Only the cards whose kind contains `org` are read,
+ * so the individuals of a large book are never loaded.
+ */
+export async function listAccountCards(storage: Storage, bookIds: number[] | undefined): Promise<Card[]> {
+  const seen = new Set<number>();
+  const accounts: Card[] = [];
+  for (const property of KIND_PROPERTIES) {
+    for (const card of await storage.listCardsWithProperty(property, 'org', bookIds, 'contains')) {
+      if (seen.has(card.id)) continue;
+      seen.add(card.id);
+      if (describeCard(card.data).isAccount) accounts.push(card);
+    }
+  }
+  return accounts;
+}
+
+/**
  * Refuses to delete a book whose accounts have contacts in other books. Cards
  * inside the book, disqualified leads included, go with it.
  * NOTE: the check and the delete are separate steps, so a link written between them is left dangling.
  */
 export async function enforceCrmRulesOnBookDelete(dc: DavContext, resource: BookResource): Promise<void> {
   const bookId = resource.book.id;
-  const candidates = [
-    ...(await dc.storage.listCardsWithProperty('KIND', undefined, [bookId])),
-    ...(await dc.storage.listCardsWithProperty('X-ADDRESSBOOKSERVER-KIND', undefined, [bookId])),
-  ];
   const linked: Card[] = [];
-  const seen = new Set<number>();
-  for (const candidate of candidates) {
-    const account = describeCard(candidate.data);
-    if (!account.isAccount || seen.has(candidate.id)) continue;
-    seen.add(candidate.id);
-    linked.push(...(await linkedContacts(dc.storage, account.uid, (other) => other.bookId === bookId)));
+  for (const account of await listAccountCards(dc.storage, [bookId])) {
+    const { uid } = describeCard(account.data);
+    linked.push(...(await linkedContacts(dc.storage, uid, (other) => other.bookId === bookId)));
   }
   if (linked.length > 0) throw await linkedContactsError(dc, 'the address book contains accounts that contacts in other books link to', linked);
 }

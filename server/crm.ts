@@ -17,6 +17,7 @@ import {
   rewriteCrmCard,
   validateCrmCard,
 } from '../vcard/crm';
+import { listAccountCards } from '../dav/crm';
 import { prepareCard } from '../vcard/pipeline';
 import { CommandTools, findBook, findUsers } from './groups';
 import { UserError } from './users';
@@ -70,15 +71,7 @@ async function listLeads(storage: Storage, scope: Scope): Promise<LocatedCard[]>
 }
 
 async function listAccounts(storage: Storage, scope: Scope): Promise<LocatedCard[]> {
-  const seen = new Set<number>();
-  const cards: Card[] = [];
-  for (const property of ['KIND', 'X-ADDRESSBOOKSERVER-KIND']) {
-    for (const card of await storage.listCardsWithProperty(property, undefined, scope.bookIds)) {
-      if (!seen.has(card.id)) cards.push(card);
-      seen.add(card.id);
-    }
-  }
-  return locate(scope, cards).filter((located) => located.crm.isAccount);
+  return locate(scope, await listAccountCards(storage, scope.bookIds));
 }
 
 /** Formats rows as columns separated by two spaces, with a header row. */

@@ -225,6 +225,9 @@ export interface ChangePage {
   truncated: boolean;
 }
 
+/** The comparison listCardsWithProperty makes between a property's value and the value given. */
+export type PropertyMatch = 'equals' | 'contains';
+
 export interface Storage {
   close(): Promise<void>;
 
@@ -304,8 +307,9 @@ export interface Storage {
   /**
    * Cards that have an indexed property `name` (upper case), with exactly
    * `value` when given, in the listed books or in every book when `bookIds` is undefined.
+   * With `match` 'contains', the value needs only to contain `value`, ignoring the case of ASCII letters.
    */
-  listCardsWithProperty(name: string, value?: string, bookIds?: number[]): Promise<Card[]>;
+  listCardsWithProperty(name: string, value?: string, bookIds?: number[], match?: PropertyMatch): Promise<Card[]>;
 
   /**
    * Writes a card, its change-log entry and the book's sequence bump in one

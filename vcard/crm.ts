@@ -50,7 +50,8 @@ export type StampKind = keyof typeof STAMP_PROPERTY;
 
 const STAMP_KINDS = Object.keys(STAMP_PROPERTY) as StampKind[];
 const STAMP_NAMES = new Set<string>(Object.values(STAMP_PROPERTY));
-const KIND_PROPERTIES = new Set(['KIND', 'X-ADDRESSBOOKSERVER-KIND']);
+/** The properties that make a card an account with the value `org`: vCard 4.0's and Apple's for 3.0. */
+export const KIND_PROPERTIES: ReadonlySet<string> = new Set(['KIND', 'X-ADDRESSBOOKSERVER-KIND']);
 
 /**
  * Names of the rules, used as the local names of the precondition elements

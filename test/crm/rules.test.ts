@@ -173,6 +173,21 @@ describe('account links', () => {
     expect((await alice.delete('/dav/addressbooks/alice/partners/')).status).toBe(204);
   });
 
+  test('book delete finds a KIND:ORG account among individuals', async () => {
+    const book = '/dav/addressbooks/alice/vendors/';
+    await alice.createBook(book);
+    for (let i = 0; i < 5; i++) {
+      await alice.putCard(`${book}i${i}.vcf`, vcard({ version: '4.0', uid: `ind-${i}`, fn: `Person ${i}`, lines: ['KIND:individual'] }));
+    }
+    await alice.putCard(`${book}v.vcf`, vcard({ version: '4.0', uid: 'vendor', fn: 'Vendor AG', lines: ['KIND:ORG', 'ORG:Vendor AG'] }));
+    await alice.putCard(`${BOOK}vc.vcf`, contact('vc', 'Vera Vendor', 'vendor'));
+    const reply = await alice.delete(book);
+    expect(reply.status).toBe(409);
+    expect(parseDavError(reply.text).element.children.map((c) => c.text)).toEqual([`${BOOK}vc.vcf`]);
+    expect((await alice.delete(`${BOOK}vc.vcf`)).status).toBe(204);
+    expect((await alice.delete(book)).status).toBe(204);
+  });
+
   test('unlinked account can go', async () => {
     await alice.putCard(`${BOOK}old.vcf`, account('old-account', 'Old Account'));
     await alice.putCard(`${BOOK}oc.vcf`, contact('oc', 'Otto Contact', 'old-account'));
