@@ -3,7 +3,7 @@ import type { DavContext } from './context';
 import { DavError } from './errors';
 import { PropStat, responseXml, sendMultistatus } from './multistatus';
 import { P, PROTECTED } from './props';
-import { childrenNamed, clark, is, NS, serializeNodes, tag, XmlElement } from './xml';
+import { childrenNamed, clark, contentNodes, is, NS, serializeNodes, tag, XmlElement } from './xml';
 
 /** Maximum length of a display name or description, in characters. */
 const MAX_TEXT = 4096;
@@ -17,7 +17,7 @@ const MAX_DEAD_PROPERTIES = 64;
  */
 export function serializeContent(element: XmlElement): string {
   // NOTE: only the content is stored, so attributes of the property element itself (such as xml:lang) are lost.
-  return serializeNodes(element.nodes);
+  return serializeNodes(contentNodes(element));
 }
 
 interface Operation {

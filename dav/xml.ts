@@ -29,7 +29,11 @@ export interface XmlElement {
   children: XmlElement[];
   /** Text directly inside this element, with all its text nodes joined. */
   text: string;
-  /** Child elements and text nodes in document order, for content that must be kept as sent (dead properties). */
+  /**
+   * Child elements and text nodes in document order, for content that must
+   * be kept as sent (dead properties). Empty when the element has no child
+   * elements, because its content is then `text`: contentNodes covers both.
+   */
   nodes: XmlNode[];
 }
 
@@ -81,6 +85,8 @@ export function parseXml(body: string): XmlElement {
 export class XmlTreeParser {
   private readonly parser = new SaxesParser({ xmlns: true });
   private readonly stack: XmlElement[] = [];
+  /** One string per distinct local name, so that the elements of a large body share them. */
+  private readonly localNames = new Map<string, string>();
   private root: XmlElement | undefined;
   private elementCount = 0;
   private attributeCount = 0;
@@ -117,14 +123,20 @@ export class XmlTreeParser {
       attrs[attr.uri ? `{${attr.uri}}${attr.local}` : attr.local] = attr.value;
     }
     if (++this.elementCount > MAX_ELEMENTS) throw new XmlError(`the XML body has more than ${MAX_ELEMENTS} elements`);
-    const element: XmlElement = { ns: tag.uri ?? '', local: tag.local ?? tag.name, attrs, children: NO_CHILDREN, text: '', nodes: NO_NODES };
+    const name = tag.local ?? tag.name;
+    let local = this.localNames.get(name);
+    if (local === undefined) {
+      local = name;
+      this.localNames.set(name, name);
+    }
+    const element: XmlElement = { ns: tag.uri ?? '', local, attrs, children: NO_CHILDREN, text: '', nodes: NO_NODES };
     const stack = this.stack;
     const parent = stack[stack.length - 1];
     if (parent) {
       // A literal has room for one element, where a push onto an empty array reserves 17.
       if (parent.children === NO_CHILDREN) parent.children = [element];
       else parent.children.push(element);
-      if (parent.nodes === NO_NODES) parent.nodes = [element];
+      if (parent.nodes === NO_NODES) parent.nodes = parent.text === '' ? [element] : [parent.text, element];
       else parent.nodes.push(element);
     } else this.root = element;
     stack.push(element);
@@ -135,10 +147,11 @@ export class XmlTreeParser {
     const current = this.stack[this.stack.length - 1];
     if (!current) return;
     current.text += text;
+    // Until a child element arrives, the text is the whole content and nodes stays empty.
+    if (current.nodes === NO_NODES) return;
     // Adjacent text and CDATA sections form one text node.
     const last = current.nodes.length - 1;
-    if (current.nodes === NO_NODES) current.nodes = [text];
-    else if (last >= 0 && typeof current.nodes[last] === 'string') current.nodes[last] += text;
+    if (typeof current.nodes[last] === 'string') current.nodes[last] += text;
     else current.nodes.push(text);
   }
 
@@ -301,7 +314,7 @@ function attributesXml(attrs: Record<string, string>): string {
  * inside any other document.
  */
 export function serializeElement(element: XmlElement): string {
-  const content = serializeNodes(element.nodes);
+  const content = serializeNodes(contentNodes(element));
   const prefix = PREFIXES[element.ns];
   let qname: string;
   let declaration: string;
@@ -314,6 +327,12 @@ export function serializeElement(element: XmlElement): string {
   }
   const start = `${qname}${declaration}${attributesXml(element.attrs)}`;
   return content === '' ? `<${start}/>` : `<${start}>${content}</${qname}>`;
+}
+
+/** Returns the content of an element as text and element nodes in document order. */
+export function contentNodes(element: XmlElement): XmlNode[] {
+  if (element.nodes.length > 0) return element.nodes;
+  return element.text === '' ? [] : [element.text];
 }
 
 /** Serializes text and element nodes in order, escaping the text. */

@@ -1,3 +1,8 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SqliteStorage } from '../../storage/sqlite';
+import type { CardInput } from '../../storage/types';
 import { prepareCard } from '../../vcard/pipeline';
 import type { TestApp } from './app';
 import { person } from './dav';
@@ -23,4 +28,39 @@ export async function storeCards(app: TestApp, userName: string, slug: string, c
     names.push(name);
   }
   return names;
+}
+
+/** A SQLite storage in a temporary folder, with the user alice and her book `contacts`. */
+export interface BookStorage {
+  dir: string;
+  storage: SqliteStorage;
+  userId: number;
+  bookId: number;
+  /** Closes the storage and removes the folder. */
+  close(): Promise<void>;
+}
+
+export async function openBookStorage(prefix: string): Promise<BookStorage> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const storage = new SqliteStorage(join(dir, 'cardinal.sqlite3'));
+  const user = await storage.createUser('alice', null);
+  const book = await storage.createBook(user.id, 'contacts', 'Contacts');
+  if (!book) throw new Error('book not created');
+  return {
+    dir,
+    storage,
+    userId: user.id,
+    bookId: book.id,
+    close: async () => {
+      await storage.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Prepares a card for storage calls as a PUT would, named `name`. */
+export function cardInput(name: string, text: string): CardInput {
+  const prepared = prepareCard(Buffer.from(text));
+  if (!prepared.ok) throw new Error(prepared.message);
+  return { name, uid: prepared.uid, etag: prepared.etag, data: prepared.data, properties: prepared.properties };
 }

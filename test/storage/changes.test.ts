@@ -4,16 +4,10 @@
  * point, once each, in sequence order, with the summary stored for the card.
  * Names with spaces and characters outside ASCII come back whole.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { SqliteStorage } from '../../storage/sqlite';
-import type { CardInput, Change } from '../../storage/types';
-import { prepareCard } from '../../vcard/pipeline';
+import type { Change } from '../../storage/types';
+import { cardInput, openBookStorage, type BookStorage } from '../helpers/fixtures';
 
-let dir: string;
-let storage: SqliteStorage;
-let bookId: number;
+let opened: BookStorage;
 
 /** The expected state of a name after a write: its sequence number, and the ETag and size unless it was removed. */
 interface Expected {
@@ -25,27 +19,20 @@ interface Expected {
 const NAMES = ['plain.vcf', 'with space.vcf', 'two  spaces .vcf', 'Zoë 日本.vcf', 'trailing .vcf', '1 2 3 4 5.vcf'];
 const history: { name: string; expected: Expected }[] = [];
 
-function input(name: string, version: number): CardInput {
-  const text = `BEGIN:VCARD\r\nVERSION:4.0\r\nUID:${encodeURIComponent(name)}\r\nFN:Version ${version}\r\nEND:VCARD\r\n`;
-  const prepared = prepareCard(Buffer.from(text));
-  if (!prepared.ok) throw new Error(prepared.message);
-  return { name, uid: prepared.uid, etag: prepared.etag, data: prepared.data, properties: prepared.properties };
+function input(name: string, version: number) {
+  return cardInput(name, `BEGIN:VCARD\r\nVERSION:4.0\r\nUID:${encodeURIComponent(name)}\r\nFN:Version ${version}\r\nEND:VCARD\r\n`);
 }
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'cardinal-changes-'));
-  storage = new SqliteStorage(join(dir, 'cardinal.sqlite3'));
-  const user = await storage.createUser('alice', null);
-  const book = await storage.createBook(user.id, 'contacts', 'Contacts');
-  if (!book) throw new Error('book not created');
-  bookId = book.id;
+  opened = await openBookStorage('cardinal-changes-');
+  const { storage, userId, bookId } = opened;
   // A fixed pattern of writes and removals, so that removals fall between writes of other cards.
   for (let step = 0; step < 60; step++) {
     const name = NAMES[(step * 7) % NAMES.length];
     if (step % 5 === 3) {
       const result = await storage.deleteCard(bookId, name);
       if (result !== 'deleted') continue;
-      const seq = (await storage.getBook(user.id, 'contacts'))?.syncSeq ?? -1;
+      const seq = (await storage.getBook(userId, 'contacts'))?.syncSeq ?? -1;
       history.push({ name, expected: { seq } });
       continue;
     }
@@ -56,10 +43,7 @@ beforeAll(async () => {
   }
 });
 
-afterAll(async () => {
-  await storage.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => opened.close());
 
 /** Returns the latest entry per name after `since`, in sequence order. With `since` 0, removed cards are left out. */
 function expectedAfter(since: number): { name: string; expected: Expected }[] {
@@ -74,7 +58,7 @@ async function readAll(since: number, pageSize: number): Promise<Change[]> {
   const changes: Change[] = [];
   let seq = since;
   for (let pages = 0; pages < 100; pages++) {
-    const page = await storage.changesSince(bookId, seq, pageSize);
+    const page = await opened.storage.changesSince(opened.bookId, seq, pageSize);
     changes.push(...page.changes);
     expect(page.changes.length).toBeLessThanOrEqual(pageSize);
     if (!page.truncated) return changes;
@@ -119,7 +103,7 @@ test.each([
 
 test('a listing snapshot returns the same summaries as the change log', async () => {
   const listed = [];
-  for await (const page of storage.snapshotCardMeta(bookId, 2)) listed.push(...page);
+  for await (const page of opened.storage.snapshotCardMeta(opened.bookId, 2)) listed.push(...page);
   const fromLog = (await readAll(0, 1000)).map((change) => change.card);
   const byName = (a: { name: string }, b: { name: string }) => a.name.localeCompare(b.name);
   expect([...listed].sort(byName)).toEqual([...fromLog].sort((a, b) => byName(a!, b!)));
