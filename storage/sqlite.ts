@@ -98,6 +98,17 @@ function rawCardMeta(row: unknown[]): CardMeta {
  */
 const PACKED_SUMMARY = "seq || ' ' || size || ' ' || modified_at || ' ' || etag || ' ' || name";
 
+/**
+ * Reads the decimal digits of a non-negative integer from text[start, end).
+ * Unlike Number(text.slice()), it makes no string, which took a third of the
+ * time of unpacking 10,000 summaries in a script.
+ */
+function digitsAt(text: string, start: number, end: number): number {
+  let value = 0;
+  for (let i = start; i < end; i++) value = value * 10 + (text.charCodeAt(i) - 48);
+  return value;
+}
+
 /** Reads a PACKED_SUMMARY value that starts at `start` of the text. */
 function unpackSummary(text: string, start = 0): CardSummary {
   const afterSeq = text.indexOf(' ', start);
@@ -105,9 +116,9 @@ function unpackSummary(text: string, start = 0): CardSummary {
   const afterModified = text.indexOf(' ', afterSize + 1);
   const afterEtag = text.indexOf(' ', afterModified + 1);
   return {
-    seq: Number(text.slice(start, afterSeq)),
-    size: Number(text.slice(afterSeq + 1, afterSize)),
-    modifiedAt: Number(text.slice(afterSize + 1, afterModified)),
+    seq: digitsAt(text, start, afterSeq),
+    size: digitsAt(text, afterSeq + 1, afterSize),
+    modifiedAt: digitsAt(text, afterSize + 1, afterModified),
     etag: text.slice(afterModified + 1, afterEtag),
     name: text.slice(afterEtag + 1),
   };
@@ -118,7 +129,7 @@ const PACKED_TOMBSTONE = "seq || ' ' || name";
 
 function unpackTombstone(text: string): Change {
   const afterSeq = text.indexOf(' ');
-  return { seq: Number(text.slice(0, afterSeq)), name: text.slice(afterSeq + 1) };
+  return { seq: digitsAt(text, 0, afterSeq), name: text.slice(afterSeq + 1) };
 }
 
 function rawCard(row: unknown[]): Card {
@@ -624,7 +635,7 @@ export class SqliteStorage implements Storage {
         if (rows.length > 0) yield rows.map((row) => unpackSummary(row, row.indexOf(' ') + 1));
         if (rows.length < pageSize) return;
         const last = rows[rows.length - 1];
-        afterId = Number(last.slice(0, last.indexOf(' ')));
+        afterId = digitsAt(last, 0, last.indexOf(' '));
       }
     } finally {
       if (reader.inTransaction) reader.exec('COMMIT');
