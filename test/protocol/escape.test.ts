@@ -29,6 +29,9 @@ describe('escapeXmlBytes', () => {
     ['ampersand', 'ORG:Smith & Sons\r\n'],
     ['non-ASCII', 'FN:Zoë 日本 Ελένη 🎉\r\n'],
     ['forbidden characters', 'NOTE:a\u0001b\u001fc\uFFFEd\uFFFF\r\n'],
+    ['U+FFFE alone', 'NOTE:a\uFFFEb & c\r\n'],
+    ['U+FFFF alone', 'NOTE:a\uFFFFb & c\r\n'],
+    ['a C0 control alone', 'NOTE:a\u000Bb & c\r\n'],
     ['empty', ''],
   ])('%s', (_label, input) => {
     const data = Buffer.from(input, 'utf8');
