@@ -4,7 +4,7 @@
  * packages. Every server runs with its shipped defaults apart from the listen address, the
  * storage folder and (for Radicale) authentication, which is off so that any password works.
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 import type { BenchCard } from './cards';
@@ -155,7 +155,18 @@ export abstract class BenchServer {
   }
 }
 
-/** Cardinal from this checkout, started with `node bin/cardinal.js serve`. */
+/**
+ * Node.js options on the `#!/usr/bin/env -S node ...` line of a checkout's bin/cardinal.js, which
+ * `npx cardinal` and the bin file itself start with. The benchmark passes them to the node
+ * binary it runs itself, so Cardinal runs as it ships. An older checkout without them gets none.
+ */
+export function shebangNodeOptions(cli: string): string[] {
+  const first = readFileSync(cli, 'utf8').split('\n', 1)[0];
+  const match = /^#!\S*env -S node((?: \S+)*)\s*$/.exec(first);
+  return match ? match[1].split(' ').filter((option) => option !== '') : [];
+}
+
+/** Cardinal from this checkout, started as `bin/cardinal.js serve` starts it, with the node options of its first line. */
 export class CardinalServer extends BenchServer {
   readonly kind = 'cardinal';
   readonly bookPath = '/dav/addressbooks/bench/contacts/';
@@ -187,7 +198,7 @@ export class CardinalServer extends BenchServer {
   }
 
   protected spawnProcess(): ServerProcess {
-    const args = [...this.options.nodeArgs, this.cli, 'serve', '--data', this.dataDir, '--host', '127.0.0.1', '--port', String(this.port)];
+    const args = [...shebangNodeOptions(this.cli), ...this.options.nodeArgs, this.cli, 'serve', '--data', this.dataDir, '--host', '127.0.0.1', '--port', String(this.port)];
     return new ServerProcess('cardinal', process.execPath, args, path.join(this.workDir, 'server.log'), process.env, this.options.root);
   }
 }

@@ -232,7 +232,8 @@ export function cardProperty(context: PropertyContext, owner: User, card: CardSu
     case P.resourcetype:
       return '';
     case P.getetag:
-      return escapeXml(quoteEtag(card.etag));
+      // ETags are hex digests (computeEtag), so they need no escaping.
+      return quoteEtag(card.etag);
     case P.getcontenttype:
       return CARD_CONTENT_TYPE;
     case P.getcontentlength:

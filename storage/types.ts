@@ -67,7 +67,7 @@ export interface CardMeta {
   /** The last URL segment, decoded, for example `1234.vcf`. */
   name: string;
   uid: string;
-  /** The strong entity tag, without quotes. */
+  /** The strong entity tag, without quotes: 32 hexadecimal digits from computeEtag. */
   etag: string;
   size: number;
   modifiedAt: number;
