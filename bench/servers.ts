@@ -155,18 +155,33 @@ export abstract class BenchServer {
   }
 }
 
-/**
- * Node.js options on the `#!/usr/bin/env -S node ...` line of a checkout's bin/cardinal.js, which
- * `npx cardinal` and the bin file itself start with. The benchmark passes them to the node
- * binary it runs itself, so Cardinal runs as it ships. An older checkout without them gets none.
- */
-export function shebangNodeOptions(cli: string): string[] {
-  const first = readFileSync(cli, 'utf8').split('\n', 1)[0];
-  const match = /^#!\S*env -S node((?: \S+)*)\s*$/.exec(first);
-  return match ? match[1].split(' ').filter((option) => option !== '') : [];
+/** The settings of the `#!/usr/bin/env -S [NAME=VALUE ...] node [OPTION ...]` line of a checkout's bin/cardinal.js. */
+export interface Shebang {
+  /** Environment variables set before node starts. */
+  env: Record<string, string>;
+  /** Node.js options. */
+  nodeOptions: string[];
 }
 
-/** Cardinal from this checkout, started as `bin/cardinal.js serve` starts it, with the node options of its first line. */
+/**
+ * Reads the first line of a checkout's bin/cardinal.js, which `npx cardinal` and the bin file
+ * itself start with. The benchmark runs its own node binary with what the line sets, so Cardinal
+ * runs as it ships. An older checkout whose line is `#!/usr/bin/env node` gets nothing.
+ */
+export function readShebang(cli: string): Shebang {
+  const first = readFileSync(cli, 'utf8').split('\n', 1)[0];
+  const words = /^#!\S*env -S (.*)$/.exec(first)?.[1].trim().split(/\s+/) ?? [];
+  const env: Record<string, string> = {};
+  let index = 0;
+  for (; index < words.length && /^[A-Za-z_][A-Za-z0-9_]*=/.test(words[index]); index++) {
+    const [name, ...value] = words[index].split('=');
+    env[name] = value.join('=');
+  }
+  const nodeOptions = words[index] === 'node' ? words.slice(index + 1) : [];
+  return { env, nodeOptions };
+}
+
+/** Cardinal from this checkout, started as `bin/cardinal.js serve` starts it, with the environment and node options of its first line. */
 export class CardinalServer extends BenchServer {
   readonly kind = 'cardinal';
   readonly bookPath = '/dav/addressbooks/bench/contacts/';
@@ -198,8 +213,10 @@ export class CardinalServer extends BenchServer {
   }
 
   protected spawnProcess(): ServerProcess {
-    const args = [...shebangNodeOptions(this.cli), ...this.options.nodeArgs, this.cli, 'serve', '--data', this.dataDir, '--host', '127.0.0.1', '--port', String(this.port)];
-    return new ServerProcess('cardinal', process.execPath, args, path.join(this.workDir, 'server.log'), process.env, this.options.root);
+    const shebang = readShebang(this.cli);
+    const args = [...shebang.nodeOptions, ...this.options.nodeArgs, this.cli, 'serve', '--data', this.dataDir, '--host', '127.0.0.1', '--port', String(this.port)];
+    const env = { ...process.env, ...shebang.env };
+    return new ServerProcess('cardinal', process.execPath, args, path.join(this.workDir, 'server.log'), env, this.options.root);
   }
 }
 

@@ -208,7 +208,9 @@ async function syncCollection(dc: DavContext, resource: BookResource, root: XmlE
       const page = await storage.changesSince(book.id, seq, Math.min(SYNC_PAGE, remaining));
       // Changes committed after the request resolved the book (book.syncSeq) wait for the next sync, so a card
       // written while this response streams is not listed twice, once as it was and once as it is now.
-      const changes = page.changes.filter((change) => change.seq <= book.syncSeq);
+      // Changes come in sequence order, so only the last one needs checking against the request's sequence number.
+      const last = page.changes[page.changes.length - 1];
+      const changes = last === undefined || last.seq <= book.syncSeq ? page.changes : page.changes.filter((change) => change.seq <= book.syncSeq);
       const later = changes.length < page.changes.length;
       const present = () => changes.filter((change) => change.card !== undefined).map((change) => change.name);
       const withData = props.addressData ? new Map((await storage.getCards(book.id, present())).map((c) => [c.name, c])) : undefined;
