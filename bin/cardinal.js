@@ -11,6 +11,6 @@
 // - `MALLOC_MMAP_THRESHOLD_` fixes glibc's threshold for allocating with mmap at 1 MiB. Without it,
 //   glibc raises the threshold after the first scrypt hash frees its 16 MiB, so each later hash
 //   takes its 16 MiB from an allocator arena that keeps it. Six logins in a row left 110 MB
-//   resident without the setting and 77 MB with it.
+//   resident without the setting and 76 MB with it.
 // docs/benchmarks.md has the runs.
 require('../dist/server/cli.js').main(process.argv.slice(2));
