@@ -4,7 +4,7 @@ import { cardMatches } from '../vcard/match';
 import { filterNeedsCardBodies, readCardProperties } from '../vcard/properties';
 import type { DavContext } from './context';
 import { DavError } from './errors';
-import { prefetchFirst, sendMultistatus, statusResponseXml } from './multistatus';
+import { CHUNK_CHARS, prefetchFirst, sendMultistatus, statusResponseXml } from './multistatus';
 import { memberHrefs, wantsMinimal } from './propfind';
 import { reportResponder, ReportProps } from './report';
 import { encodeSegment, Resource } from './resource';
@@ -183,14 +183,21 @@ export async function runQuery(dc: DavContext, resource: BookResource, root: Xml
   const respond = reportResponder(dc, resource, props, minimal, memberHrefs(resource.href));
   async function* responses(): AsyncGenerator<string | Buffer> {
     let count = 0;
+    // Responses are joined into pieces of about CHUNK_CHARS, so a byte response is not one write per card.
+    let chunk = '';
     for await (const card of matches) {
       if (limit !== undefined && count >= limit) {
+        if (chunk !== '') yield respond.output(chunk);
         yield statusResponseXml(resource.href, 507, tag(clark(NS.DAV, 'number-of-matches-within-limits')));
         return;
       }
       count++;
-      yield respond.output(respond(resource.href + encodeSegment(card.name), card));
+      chunk += respond(resource.href + encodeSegment(card.name), card);
+      if (chunk.length < CHUNK_CHARS) continue;
+      yield respond.output(chunk);
+      chunk = '';
     }
+    if (chunk !== '') yield respond.output(chunk);
   }
   sendMultistatus(dc.ctx, await prefetchFirst(responses()));
 }

@@ -95,8 +95,6 @@ function conversionFailure(dc: DavContext, resource: BookResource, href: string,
  */
 export interface ReportResponder {
   (href: string, card: CardSummary | Card): string;
-  /** Whether the responses are byte strings. */
-  bytes: boolean;
   /** Builds a response with one status for the whole href, in the same form as the card responses. */
   status(href: string, status: number, error?: string): string;
   /** Turns responses joined together into what the multistatus writes. */
@@ -118,7 +116,6 @@ export function reportResponder(dc: DavContext, resource: BookResource, props: R
     return respond(href, card, text(escapeXml(rendered.text)));
   };
   return Object.assign(responder, {
-    bytes,
     status: (href: string, status: number, error?: string) => text(statusResponseXml(href, status, error)),
     output: (chunk: string) => (bytes ? Buffer.from(chunk, 'latin1') : chunk),
   });
