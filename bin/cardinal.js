@@ -2,7 +2,7 @@
 'use strict';
 // The command line is compiled to dist/ by `npm install` (the prepare script) or `npm run build`.
 //
-// The first line sets two start-up options that bound the server's resident memory. `npx cardinal`
+// The first line sets two start-up settings that bound the server's resident memory. `npx cardinal`
 // and `bin/cardinal.js` get them, and `node bin/cardinal.js` does not.
 // - `--max-semi-space-size=4` caps each of V8's two young-generation semi-spaces at 4 MB instead of
 //   16 MB. On a store of 100,000 cards, two multigets of every card peaked at 132 MB of resident

@@ -57,7 +57,7 @@ describe('bin/cardinal.js first line', () => {
     }
   });
 
-  test('other first lines', () => {
+  test('first lines of other forms', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'cardinal-shebang-'));
     try {
       const file = path.join(dir, 'cli.js');
