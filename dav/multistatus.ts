@@ -61,6 +61,49 @@ export function statusResponseXml(href: string, status: number, error?: string):
 export const CHUNK_CHARS = 16384;
 
 /**
+ * Joins byte strings (see byteString) and buffers into pieces of about
+ * CHUNK_CHARS bytes, written straight into one buffer per piece, so that
+ * stored card bytes are copied once and never become strings.
+ */
+export class ByteChunks {
+  private buffer = Buffer.alloc(0);
+  private length = 0;
+
+  /** Adds a byte string: each character is one byte. */
+  latin1(text: string): void {
+    this.reserve(text.length);
+    this.length += this.buffer.write(text, this.length, 'latin1');
+  }
+
+  bytes(data: Buffer): void {
+    this.reserve(data.length);
+    this.length += data.copy(this.buffer, this.length);
+  }
+
+  /** Whether a piece is ready to go out. */
+  get full(): boolean {
+    return this.length >= CHUNK_CHARS;
+  }
+
+  /** Returns what was added since the last take, or undefined when nothing was. */
+  take(): Buffer | undefined {
+    if (this.length === 0) return undefined;
+    const piece = this.buffer.subarray(0, this.length);
+    this.buffer = Buffer.alloc(0);
+    this.length = 0;
+    return piece;
+  }
+
+  private reserve(size: number): void {
+    if (this.length + size <= this.buffer.length) return;
+    // Room for two pieces, so that a piece is rarely copied to a larger buffer.
+    const larger = Buffer.allocUnsafe(Math.max(2 * CHUNK_CHARS, 2 * (this.length + size)));
+    this.buffer.copy(larger, 0, 0, this.length);
+    this.buffer = larger;
+  }
+}
+
+/**
  * Sends a 207 whose responses are produced lazily, so a listing of a large
  * book is written as it is read and never held in memory whole. `trailer` is
  * written after the last response (a sync-token, for example).

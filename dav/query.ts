@@ -1,12 +1,13 @@
-import type { Card, CardFilter, CardMeta, Collation, MatchType, ParamFilter, PropFilter, TextMatch } from '../storage/types';
+import type { AddressDataRequest } from '../vcard/render';
+import type { Card, CardFilter, CardMeta, CardXml, Collation, MatchType, ParamFilter, PropFilter, TextMatch } from '../storage/types';
 import { COLLATIONS } from '../vcard/collation';
 import { cardMatches } from '../vcard/match';
 import { filterNeedsCardBodies, readCardProperties } from '../vcard/properties';
 import type { DavContext } from './context';
 import { DavError } from './errors';
-import { CHUNK_CHARS, prefetchFirst, sendMultistatus, statusResponseXml } from './multistatus';
+import { prefetchFirst, sendMultistatus } from './multistatus';
 import { memberHrefs, wantsMinimal } from './propfind';
-import { reportResponder, ReportProps } from './report';
+import { readReportCards, ReportProps, reportWriter } from './report';
 import { encodeSegment, Resource } from './resource';
 import { childrenNamed, clark, NS, tag, XmlElement } from './xml';
 
@@ -128,15 +129,21 @@ export function parseFilter(element: XmlElement | undefined): CardFilter {
   return { allOf: parseTest(element), propFilters };
 }
 
-/** Reads the matching cards page by page from the query index, with bodies when address-data is requested. */
-async function* indexedMatches(dc: DavContext, bookId: number, filter: CardFilter, withData: boolean, limit: number): AsyncGenerator<CardMeta | Card> {
+/** Reads the matching cards page by page from the query index, with what address-data needs of them when it is requested (see readReportCards). */
+async function* indexedMatches(
+  dc: DavContext,
+  bookId: number,
+  filter: CardFilter,
+  addressData: AddressDataRequest | undefined,
+  limit: number,
+): AsyncGenerator<CardMeta | Card | CardXml> {
   let afterId = 0;
   let remaining = limit;
   while (remaining > 0) {
     const pageSize = Math.min(QUERY_PAGE, remaining);
     const page = await dc.storage.queryCards(bookId, filter, afterId, pageSize);
-    if (withData) {
-      const cards = await dc.storage.getCards(bookId, page.map((meta) => meta.name));
+    if (addressData) {
+      const cards = await readReportCards(dc.storage, bookId, page.map((meta) => meta.name), addressData);
       const byName = new Map(cards.map((card) => [card.name, card]));
       // A card removed between the two reads is left out, as if the query had run after the removal.
       for (const meta of page) if (byName.has(meta.name)) yield byName.get(meta.name)!;
@@ -178,26 +185,23 @@ export async function runQuery(dc: DavContext, resource: BookResource, root: Xml
   const maxMatches = limit === undefined ? Infinity : limit + 1;
   const matches = filterNeedsCardBodies(filter)
     ? scannedMatches(dc, bookId, filter, maxMatches)
-    : indexedMatches(dc, bookId, filter, props.addressData !== undefined, maxMatches);
+    : indexedMatches(dc, bookId, filter, props.addressData, maxMatches);
 
-  const respond = reportResponder(dc, resource, props, minimal, memberHrefs(resource.href));
+  const out = reportWriter(dc, resource, props, minimal, memberHrefs(resource.href));
   async function* responses(): AsyncGenerator<string | Buffer> {
     let count = 0;
-    // Responses are joined into pieces of about CHUNK_CHARS, so a byte response is not one write per card.
-    let chunk = '';
     for await (const card of matches) {
       if (limit !== undefined && count >= limit) {
-        if (chunk !== '') yield respond.output(chunk);
-        yield statusResponseXml(resource.href, 507, tag(clark(NS.DAV, 'number-of-matches-within-limits')));
-        return;
+        out.status(resource.href, 507, tag(clark(NS.DAV, 'number-of-matches-within-limits')));
+        break;
       }
       count++;
-      chunk += respond(resource.href + encodeSegment(card.name), card);
-      if (chunk.length < CHUNK_CHARS) continue;
-      yield respond.output(chunk);
-      chunk = '';
+      out.card(resource.href + encodeSegment(card.name), card);
+      const piece = out.full();
+      if (piece !== undefined) yield piece;
     }
-    if (chunk !== '') yield respond.output(chunk);
+    const rest = out.rest();
+    if (rest !== undefined) yield rest;
   }
   sendMultistatus(dc.ctx, await prefetchFirst(responses()));
 }

@@ -1,9 +1,9 @@
-import type { AddressBook, Card, CardMeta, CardSummary } from '../storage/types';
+import type { AddressBook, Card, CardMeta, CardSummary, CardXml, Storage } from '../storage/types';
 import { AddressDataProp, AddressDataRequest, keepsStoredBytes, renderAddressData } from '../vcard/render';
 import { readXmlBody } from './body';
 import type { DavContext } from './context';
 import { DavError } from './errors';
-import { CHUNK_CHARS, prefetchFirst, PropStat, responseXml, sendMultistatus, statusResponseXml } from './multistatus';
+import { ByteChunks, CHUNK_CHARS, prefetchFirst, PropStat, responseXml, sendMultistatus, statusResponseXml } from './multistatus';
 import { cardResponder, HrefSource, memberHrefs, PropRequest, propNames, wantsMinimal } from './propfind';
 import { cardProperty, P, parseSyncToken, syncToken } from './props';
 import { decodePath, encodeSegment, Resource } from './resource';
@@ -88,42 +88,96 @@ function conversionFailure(dc: DavContext, resource: BookResource, href: string,
 }
 
 /**
- * Builds the response of one card of a report, with address-data rendered
- * when requested. When address data is requested, the responses are byte
- * strings (see byteString), so the stored bytes of a card go out without
- * being decoded and encoded again.
+ * Collects the responses of a report into pieces of about CHUNK_CHARS. When
+ * address data is requested, the pieces are bytes: the XML form of a stored
+ * card is copied in as it is (see CardXml), and everything else goes in as
+ * byte strings (see byteString). Otherwise they are strings.
  */
-export interface ReportResponder {
-  (href: string, card: CardSummary | Card): string;
-  /** Builds a response with one status for the whole href, in the same form as the card responses. */
-  status(href: string, status: number, error?: string): string;
-  /** Turns responses joined together into what the multistatus writes. */
-  output(chunk: string): string | Buffer;
+export interface ReportWriter {
+  /** Adds the response of one card: its XML form, its body when address data must be converted, or its summary. */
+  card(href: string, card: CardSummary | Card | CardXml): void;
+  /** Adds a response with one status for the whole href. */
+  status(href: string, status: number, error?: string): void;
+  /** Returns the collected responses once they fill a piece, and undefined until then. */
+  full(): string | Buffer | undefined;
+  /** Returns the responses collected since the last piece, or undefined when there are none. */
+  rest(): string | Buffer | undefined;
 }
 
-export function reportResponder(dc: DavContext, resource: BookResource, props: ReportProps, minimal: boolean, hrefs: HrefSource): ReportResponder {
+/**
+ * Stands for the address data in a response built as a byte string, where
+ * it is replaced by the stored bytes. A byte string has no character above
+ * U+00FF, so the mark cannot occur in it otherwise.
+ */
+const ADDRESS_DATA_MARK = '\u0100';
+
+export function reportWriter(dc: DavContext, resource: BookResource, props: ReportProps, minimal: boolean, hrefs: HrefSource): ReportWriter {
   // The card's privileges are the user's access to the book, as PROPFIND reports them.
   const context = { user: dc.user, maxResourceSize: dc.limits.maxResourceSize, access: resource.access };
   const request = props.addressData;
-  const bytes = request !== undefined;
-  const respond = cardResponder(context, resource.owner, props.request, minimal, hrefs, bytes);
-  const text = bytes ? byteString : (value: string) => value;
-  const responder = (href: string, card: CardSummary | Card): string => {
-    if (!request || !('data' in card)) return respond(href, card);
-    if (keepsStoredBytes(request)) return respond(href, card, escapeXmlBytes(card.data));
-    const rendered = renderAddressData(card.data, request);
-    if (!rendered.ok) return text(conversionFailure(dc, resource, href, card, props, minimal, rendered.message));
-    return respond(href, card, text(escapeXml(rendered.text)));
+  if (!request) {
+    const respond = cardResponder(context, resource.owner, props.request, minimal, hrefs);
+    let text = '';
+    const take = () => {
+      const piece = text;
+      text = '';
+      return piece === '' ? undefined : piece;
+    };
+    return {
+      card: (href, card) => {
+        text += respond(href, card);
+      },
+      status: (href, status, error) => {
+        text += statusResponseXml(href, status, error);
+      },
+      full: () => (text.length >= CHUNK_CHARS ? take() : undefined),
+      rest: take,
+    };
+  }
+  const respond = cardResponder(context, resource.owner, props.request, minimal, hrefs, true);
+  const out = new ByteChunks();
+  const storedXml = (href: string, card: CardXml) => {
+    const xml = respond(href, card, ADDRESS_DATA_MARK);
+    const at = xml.indexOf(ADDRESS_DATA_MARK);
+    // A response built without the template (see cardResponder) has no mark, and is built again with the data.
+    if (at < 0) return out.latin1(respond(href, card, card.xml.toString('latin1')));
+    out.latin1(xml.slice(0, at));
+    out.bytes(card.xml);
+    out.latin1(xml.slice(at + ADDRESS_DATA_MARK.length));
   };
-  return Object.assign(responder, {
-    status: (href: string, status: number, error?: string) => text(statusResponseXml(href, status, error)),
-    output: (chunk: string) => (bytes ? Buffer.from(chunk, 'latin1') : chunk),
-  });
+  return {
+    card: (href, card) => {
+      if ('xml' in card) return storedXml(href, card);
+      if (!('data' in card)) return out.latin1(respond(href, card));
+      if (keepsStoredBytes(request)) return out.latin1(respond(href, card, escapeXmlBytes(card.data)));
+      const rendered = renderAddressData(card.data, request);
+      if (!rendered.ok) return out.latin1(byteString(conversionFailure(dc, resource, href, card, props, minimal, rendered.message)));
+      out.latin1(respond(href, card, byteString(escapeXml(rendered.text))));
+    },
+    status: (href, status, error) => out.latin1(byteString(statusResponseXml(href, status, error))),
+    full: () => (out.full ? out.take() : undefined),
+    rest: () => out.take(),
+  };
+}
+
+/**
+ * Reads cards by name with what a report sends of them: the XML form of
+ * their bodies when address data goes out as stored, the bodies when it
+ * must be converted, and neither without address data.
+ */
+export async function readReportCards(storage: Storage, bookId: number, names: string[], request?: AddressDataRequest): Promise<(CardMeta | Card | CardXml)[]> {
+  if (!request) return storage.getCardMetas(bookId, names);
+  return keepsStoredBytes(request) ? storage.getCardXml(bookId, names) : storage.getCards(bookId, names);
 }
 
 /** Maps a multiget href (absolute URL or path, percent-encoded or not) to a card name in this book. */
-function hrefToName(href: string, bookSegments: string[]): string | undefined {
+function hrefToName(href: string, bookHref: string, bookSegments: string[]): string | undefined {
   let path = href.trim();
+  // Clients mostly send back the hrefs of a listing: the book's href and a name with nothing to decode.
+  if (path.startsWith(bookHref)) {
+    const name = path.slice(bookHref.length);
+    if (name !== '' && !name.includes('/') && !name.includes('%')) return name;
+  }
   const scheme = /^[a-z][a-z0-9+.-]*:\/\/[^/]*/i.exec(path);
   if (scheme) path = path.slice(scheme[0].length);
   let segments: string[];
@@ -142,27 +196,25 @@ async function multiget(dc: DavContext, resource: BookResource, root: XmlElement
   const hrefs = childrenNamed(root, NS.DAV, 'href').map((h) => h.text.trim());
   const minimal = wantsMinimal(dc);
   const storage = dc.storage;
-  const needsData = props.addressData !== undefined;
-  const respond = reportResponder(dc, resource, props, minimal, 'client');
+  const out = reportWriter(dc, resource, props, minimal, 'client');
   const bookSegments = decodePath(resource.href);
 
   async function* responses(): AsyncGenerator<string | Buffer> {
     for (let start = 0; start < hrefs.length; start += MULTIGET_BATCH) {
-      const batch = hrefs.slice(start, start + MULTIGET_BATCH).map((href) => ({ href, name: hrefToName(href, bookSegments) }));
+      const batch = hrefs.slice(start, start + MULTIGET_BATCH).map((href) => ({ href, name: hrefToName(href, resource.href, bookSegments) }));
       const names = batch.flatMap((entry) => (entry.name === undefined ? [] : [entry.name]));
-      const found = new Map<string, CardMeta | Card>();
-      const cards = needsData ? await storage.getCards(resource.book.id, names) : await storage.getCardMetas(resource.book.id, names);
-      for (const card of cards) found.set(card.name, card);
-      let chunk = '';
+      const found = new Map<string, CardMeta | Card | CardXml>();
+      for (const card of await readReportCards(storage, resource.book.id, names, props.addressData)) found.set(card.name, card);
       for (const { href, name } of batch) {
         const card = name === undefined ? undefined : found.get(name);
-        chunk += card ? respond(href, card) : respond.status(href, 404);
-        if (chunk.length < CHUNK_CHARS) continue;
-        yield respond.output(chunk);
-        chunk = '';
+        if (card) out.card(href, card);
+        else out.status(href, 404);
+        const piece = out.full();
+        if (piece !== undefined) yield piece;
       }
-      if (chunk !== '') yield respond.output(chunk);
     }
+    const rest = out.rest();
+    if (rest !== undefined) yield rest;
   }
   sendMultistatus(dc.ctx, await prefetchFirst(responses()));
 }
@@ -196,7 +248,7 @@ async function syncCollection(dc: DavContext, resource: BookResource, root: XmlE
   const minimal = wantsMinimal(dc);
   const storage = dc.storage;
   let finalSeq = sinceSeq;
-  const respond = reportResponder(dc, resource, props, minimal, memberHrefs(resource.href));
+  const out = reportWriter(dc, resource, props, minimal, memberHrefs(resource.href));
 
   async function* responses(): AsyncGenerator<string | Buffer> {
     let seq = sinceSeq;
@@ -209,27 +261,29 @@ async function syncCollection(dc: DavContext, resource: BookResource, root: XmlE
       const last = page.changes[page.changes.length - 1];
       const changes = last === undefined || last.seq <= book.syncSeq ? page.changes : page.changes.filter((change) => change.seq <= book.syncSeq);
       const later = changes.length < page.changes.length;
-      const present = () => changes.filter((change) => change.card !== undefined).map((change) => change.name);
-      const withData = props.addressData ? new Map((await storage.getCards(book.id, present())).map((c) => [c.name, c])) : undefined;
-      let chunk = '';
+      let withData: Map<string, CardMeta | Card | CardXml> | undefined;
+      if (props.addressData) {
+        const present = changes.filter((change) => change.card !== undefined).map((change) => change.name);
+        withData = new Map((await readReportCards(storage, book.id, present, props.addressData)).map((c) => [c.name, c]));
+      }
       for (const change of changes) {
         const href = resource.href + encodeSegment(change.name);
         const card = withData ? withData.get(change.name) : change.card;
-        chunk += card ? respond(href, card) : respond.status(href, 404);
-        if (chunk.length < CHUNK_CHARS) continue;
-        yield respond.output(chunk);
-        chunk = '';
+        if (card) out.card(href, card);
+        else out.status(href, 404);
+        const piece = out.full();
+        if (piece !== undefined) yield piece;
       }
-      // A page without changes (all newer than the request) yields nothing.
-      if (chunk !== '') yield respond.output(chunk);
       seq = later ? book.syncSeq : page.seq;
       remaining -= changes.length;
       if (later || !page.truncated) break;
       if (remaining <= 0) {
-        yield statusResponseXml(resource.href, 507, tag(clark(NS.DAV, 'number-of-matches-within-limits')));
+        out.status(resource.href, 507, tag(clark(NS.DAV, 'number-of-matches-within-limits')));
         break;
       }
     }
+    const rest = out.rest();
+    if (rest !== undefined) yield rest;
     finalSeq = seq;
   }
   sendMultistatus(dc.ctx, await prefetchFirst(responses()), () => tag(P.syncToken, escapeXml(syncToken({ ...book, syncSeq: finalSeq }))));

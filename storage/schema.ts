@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import { CARD_INDEX_SCHEMA, LINK_INDEX_WHERE, rebuildCardIndex } from './cardindex';
+import { xmlText } from '../vcard/xmltext';
 
 /** A migration step: SQL to run, or a function for a step that needs code (reading card bodies). */
 type Migration = string | ((db: Database.Database) => void);
@@ -121,6 +122,19 @@ const MIGRATIONS: Migration[] = [
   DROP INDEX card_props_by_folded;
   CREATE INDEX card_props_linked ON card_props (name, value) WHERE ${LINK_INDEX_WHERE};
   `,
+  // The XML form of each card body (see xmlText), which reports with address data copy into responses.
+  (db) => {
+    db.exec('ALTER TABLE cards ADD COLUMN xml BLOB');
+    const page = db.prepare('SELECT id, data FROM cards WHERE id > ? ORDER BY id LIMIT 500').raw();
+    const update = db.prepare('UPDATE cards SET xml = ? WHERE id = ?');
+    // better-sqlite3 runs no statement while another one iterates, so the cards are read a page at a time.
+    for (let afterId = 0; ; ) {
+      const rows = page.all(afterId) as [number, Buffer][];
+      for (const [id, data] of rows) update.run(xmlText(data), id);
+      if (rows.length < 500) break;
+      afterId = rows[rows.length - 1][0];
+    }
+  },
 ];
 
 export function migrate(db: Database.Database): void {

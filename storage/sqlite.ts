@@ -9,6 +9,7 @@ import type {
   BookChanges,
   Card,
   CardInput,
+  CardXml,
   CardMeta,
   CardSummary,
   Change,
@@ -33,13 +34,30 @@ import { CardIndexWriter, LINK_INDEX_WHERE, LINKED_PROPERTIES } from './cardinde
 import { BackgroundCheckpointer } from './checkpoint';
 import { cardFilterCondition, SqlValue } from './query';
 import { migrate } from './schema';
+import { xmlText } from '../vcard/xmltext';
 
 type Row = Record<string, unknown>;
 
 /** Named as the fields of CardMeta, so that a row is a CardMeta as it comes from the driver. */
 const CARD_META_COLUMNS = 'id, book_id AS bookId, name, uid, etag, size, modified_at AS modifiedAt, seq';
-/** SQLite allows 32,766 bound parameters; batches stay well below that. */
-const IN_BATCH = 500;
+/**
+ * A list of values goes to SQLite as one JSON array bound to a single
+ * parameter and read with json_each, not as one parameter per value: with
+ * better-sqlite3 12, binding 500 names took 2.3 ms of a 2.6 ms lookup, and
+ * the JSON array 0.3 ms in all (10,000 cards, 2-core virtual machine).
+ */
+const IN_JSON = 'IN (SELECT value FROM json_each(?))';
+
+/**
+ * Cards of a book by name, joined in the order of a JSON array of names.
+ * Given `name IN (...)`, SQLite without table statistics scanned a whole
+ * book's covering index (2.4 ms at N = 10,000) instead of looking each name
+ * up; the CROSS JOIN fixes the order of the loops, so each name is one
+ * lookup. Columns are qualified with `c.`, because json_each has an `id`.
+ */
+function cardsByNameSql(columns: string): string {
+  return `SELECT ${columns} FROM json_each(?) j CROSS JOIN cards c ON c.book_id = ? AND c.name = j.value`;
+}
 
 function toUser(row: Row): User {
   return {
@@ -74,6 +92,7 @@ function toCard(row: Row): Card {
 
 /** CARD_META_COLUMNS without the names, for statements in raw mode: listings read rows as arrays, which costs half as much as objects. */
 const CARD_META_RAW = 'id, book_id, name, uid, etag, size, modified_at, seq';
+const CARD_META_QUALIFIED = CARD_META_RAW.split(', ').map((column) => `c.${column}`).join(', ');
 
 function rawCardMeta(row: unknown[]): CardMeta {
   return {
@@ -122,6 +141,45 @@ function unpackSummary(text: string, start = 0): CardSummary {
     etag: text.slice(afterModified + 1, afterEtag),
     name: text.slice(afterEtag + 1),
   };
+}
+
+/**
+ * Cards with the XML form of their bodies, aggregated into two values for
+ * all of them: the summaries with the byte lengths of name and XML form,
+ * separated by commas, and the bytes of each name and XML form one after the
+ * other. better-sqlite3 makes a Buffer for each BLOB it hands over, and 500
+ * of them took 2.0 ms where the two aggregates took 0.7 ms (10,000 cards,
+ * 2-core virtual machine). Both aggregates see the rows in the same order.
+ */
+const PACKED_XML_CARDS =
+  "group_concat(c.seq || ' ' || c.size || ' ' || c.modified_at || ' ' || c.etag || ' ' || length(CAST(c.name AS BLOB)) || ' ' || length(c.xml), ','), " +
+  "CAST(group_concat(CAST(c.name AS BLOB) || c.xml, '') AS BLOB)";
+
+function unpackXmlCards(summaries: string, bytes: Buffer): CardXml[] {
+  const cards: CardXml[] = [];
+  let offset = 0;
+  for (let start = 0; start < summaries.length; ) {
+    let end = summaries.indexOf(',', start);
+    if (end < 0) end = summaries.length;
+    const afterSeq = summaries.indexOf(' ', start);
+    const afterSize = summaries.indexOf(' ', afterSeq + 1);
+    const afterModified = summaries.indexOf(' ', afterSize + 1);
+    const afterEtag = summaries.indexOf(' ', afterModified + 1);
+    const afterNameLength = summaries.indexOf(' ', afterEtag + 1);
+    const nameEnd = offset + digitsAt(summaries, afterEtag + 1, afterNameLength);
+    const xmlEnd = nameEnd + digitsAt(summaries, afterNameLength + 1, end);
+    cards.push({
+      seq: digitsAt(summaries, start, afterSeq),
+      size: digitsAt(summaries, afterSeq + 1, afterSize),
+      modifiedAt: digitsAt(summaries, afterSize + 1, afterModified),
+      etag: summaries.slice(afterModified + 1, afterEtag),
+      name: bytes.toString('utf8', offset, nameEnd),
+      xml: bytes.subarray(nameEnd, xmlEnd),
+    });
+    offset = xmlEnd;
+    start = end + 1;
+  }
+  return cards;
 }
 
 /** A removed card as one text value: its sequence number and its name. */
@@ -582,24 +640,23 @@ export class SqliteStorage implements Storage {
     return row && toCardMeta(row);
   }
 
-  /** Reads cards by name in batches; statements are cached per batch size, so at most IN_BATCH of them exist per column list. */
   private cardsByName(columns: string, bookId: number, names: string[]): unknown[][] {
-    const rows: unknown[][] = [];
-    for (let start = 0; start < names.length; start += IN_BATCH) {
-      const batch = names.slice(start, start + IN_BATCH);
-      const placeholders = batch.map(() => '?').join(',');
-      const statement = this.rawStmt(`SELECT ${columns} FROM cards WHERE book_id = ? AND name IN (${placeholders})`);
-      for (const row of statement.all(bookId, ...batch) as unknown[][]) rows.push(row);
-    }
-    return rows;
+    if (names.length === 0) return [];
+    return this.rawStmt(cardsByNameSql(columns)).all(JSON.stringify(names), bookId) as unknown[][];
   }
 
   async getCards(bookId: number, names: string[]): Promise<Card[]> {
-    return this.cardsByName(`${CARD_META_RAW}, data`, bookId, names).map(rawCard);
+    return this.cardsByName(`${CARD_META_QUALIFIED}, c.data`, bookId, names).map(rawCard);
   }
 
   async getCardMetas(bookId: number, names: string[]): Promise<CardMeta[]> {
-    return this.cardsByName(CARD_META_RAW, bookId, names).map(rawCardMeta);
+    return this.cardsByName(CARD_META_QUALIFIED, bookId, names).map(rawCardMeta);
+  }
+
+  async getCardXml(bookId: number, names: string[]): Promise<CardXml[]> {
+    if (names.length === 0) return [];
+    const row = this.rawStmt(cardsByNameSql(PACKED_XML_CARDS)).get(JSON.stringify(names), bookId) as [string | null, Buffer | null];
+    return row[0] === null || row[1] === null ? [] : unpackXmlCards(row[0], row[1]);
   }
 
   async listCardMeta(bookId: number, afterId: number, limit: number): Promise<CardMeta[]> {
@@ -679,16 +736,12 @@ export class SqliteStorage implements Storage {
   }
 
   async findCardsByUid(bookIds: number[], uid: string): Promise<Card[]> {
-    const cards: Card[] = [];
-    for (let start = 0; start < bookIds.length; start += IN_BATCH) {
-      const batch = bookIds.slice(start, start + IN_BATCH);
-      const placeholders = batch.map(() => '?').join(',');
-      const rows = this.db
-        .prepare(`SELECT ${CARD_META_COLUMNS}, data FROM cards WHERE uid = ? AND book_id IN (${placeholders}) ORDER BY id`)
-        .all(uid, ...batch) as Row[];
-      for (const row of rows) cards.push(toCard(row));
-    }
-    return cards;
+    if (bookIds.length === 0) return [];
+    const rows = this.stmt(`SELECT ${CARD_META_COLUMNS}, data FROM cards WHERE uid = ? AND book_id ${IN_JSON} ORDER BY id`).all(
+      uid,
+      JSON.stringify(bookIds),
+    ) as Row[];
+    return rows.map(toCard);
   }
 
   /** Builds the statement of listCardsWithProperty, with `bookClause` restricting c.book_id. */
@@ -715,16 +768,10 @@ export class SqliteStorage implements Storage {
     const pattern = match === 'equals' || value === undefined ? value : `%${value.replace(/[\\%_]/g, '\\$&')}%`;
     const args = pattern === undefined ? [name] : [name, pattern];
     const hasValue = value !== undefined;
-    if (bookIds === undefined) return (this.db.prepare(this.propertyLookupSql(name, hasValue, '', match)).all(...args) as Row[]).map(toCard);
-    const cards: Card[] = [];
-    for (let start = 0; start < bookIds.length; start += IN_BATCH) {
-      const batch = bookIds.slice(start, start + IN_BATCH);
-      const placeholders = batch.map(() => '?').join(',');
-      const sql = this.propertyLookupSql(name, hasValue, ` AND c.book_id IN (${placeholders})`, match);
-      const rows = this.db.prepare(sql).all(...args, ...batch) as Row[];
-      for (const row of rows) cards.push(toCard(row));
-    }
-    return cards;
+    if (bookIds === undefined) return (this.stmt(this.propertyLookupSql(name, hasValue, '', match)).all(...args) as Row[]).map(toCard);
+    if (bookIds.length === 0) return [];
+    const sql = this.propertyLookupSql(name, hasValue, ` AND c.book_id ${IN_JSON}`, match);
+    return (this.stmt(sql).all(...args, JSON.stringify(bookIds)) as Row[]).map(toCard);
   }
 
   private bumpSeq(bookId: number): number {
@@ -777,14 +824,16 @@ export class SqliteStorage implements Storage {
 
     const seq = this.bumpSeq(bookId);
     const now = Date.now();
+    const xml = xmlText(input.data);
     let cardId: number;
     if (existing) {
       cardId = existing.id as number;
-      this.stmt('UPDATE cards SET uid = ?, etag = ?, size = ?, data = ?, modified_at = ?, seq = ? WHERE id = ?').run(
+      this.stmt('UPDATE cards SET uid = ?, etag = ?, size = ?, data = ?, xml = ?, modified_at = ?, seq = ? WHERE id = ?').run(
         input.uid,
         input.etag,
         input.data.length,
         input.data,
+        xml,
         now,
         seq,
         cardId,
@@ -792,9 +841,9 @@ export class SqliteStorage implements Storage {
       this.stmt('DELETE FROM card_props WHERE card_id = ?').run(cardId);
     } else {
       const inserted = this.stmt(
-        `INSERT INTO cards (book_id, name, uid, etag, size, data, modified_at, seq)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-      ).get(bookId, input.name, input.uid, input.etag, input.data.length, input.data, now, seq) as Row;
+        `INSERT INTO cards (book_id, name, uid, etag, size, data, xml, modified_at, seq)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+      ).get(bookId, input.name, input.uid, input.etag, input.data.length, input.data, xml, now, seq) as Row;
       cardId = inserted.id as number;
       this.stmt('DELETE FROM tombstones WHERE book_id = ? AND name = ?').run(bookId, input.name);
     }

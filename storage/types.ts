@@ -81,6 +81,12 @@ export interface Card extends CardMeta {
   data: Buffer;
 }
 
+/** A card with the XML form of its body, which storage keeps beside the body. */
+export interface CardXml extends CardSummary {
+  /** The body escaped for XML element content, as UTF-8 (xmlText in vcard/xmltext.ts). */
+  xml: Buffer;
+}
+
 /** One parameter value of an indexed property; a parameter with several values gives one entry per value. */
 export interface IndexedParameter {
   /** Upper-case parameter name, for example `TYPE`. */
@@ -277,10 +283,12 @@ export interface Storage {
 
   getCard(bookId: number, name: string): Promise<Card | undefined>;
   getCardMeta(bookId: number, name: string): Promise<CardMeta | undefined>;
-  /** Cards by name, read in batches of up to 500 names; missing names are absent from the result. */
+  /** Cards by name; missing names are absent from the result. */
   getCards(bookId: number, names: string[]): Promise<Card[]>;
   /** Card metadata by name, read like `getCards` but without the bodies. */
   getCardMetas(bookId: number, names: string[]): Promise<CardMeta[]>;
+  /** Cards by name with the XML form of their bodies instead of the bodies, for reports that send them unchanged. */
+  getCardXml(bookId: number, names: string[]): Promise<CardXml[]>;
   /** One page of card metadata ordered by id, starting after `afterId`. */
   listCardMeta(bookId: number, afterId: number, limit: number): Promise<CardMeta[]>;
   /**

@@ -1,0 +1,79 @@
+/**
+ * The XML form that storage keeps beside each card body: what getCardXml
+ * returns equals xmlText of the stored body, with the summary of the card,
+ * for names with spaces, commas and characters outside ASCII. A store made
+ * before the column existed gets it filled when it is opened.
+ */
+import Database from 'better-sqlite3';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { SqliteStorage } from '../../storage/sqlite';
+import { xmlText } from '../../vcard/xmltext';
+import { cardInput, openBookStorage, type BookStorage } from '../helpers/fixtures';
+
+let opened: BookStorage;
+
+const NAMES = ['plain.vcf', 'with space.vcf', 'a,b,c.vcf', 'Zoë 日本.vcf', '1 2 3 4 5.vcf', '😀.vcf'];
+
+function body(name: string, note: string): string {
+  return `BEGIN:VCARD\r\nVERSION:4.0\r\nUID:${encodeURIComponent(name)}\r\nFN:Zoë <${name}>\r\nNOTE:${note}\r\nEND:VCARD\r\n`;
+}
+
+beforeEach(async () => {
+  opened = await openBookStorage('cardinal-card-xml-');
+  for (const [i, name] of NAMES.entries()) {
+    const result = await opened.storage.putCard(opened.bookId, cardInput(name, body(name, `first & ${i}`)), {});
+    if (result.kind !== 'created') throw new Error(`unexpected ${result.kind}`);
+  }
+});
+
+afterEach(() => opened.close());
+
+async function expectXmlMatchesBodies(storage: SqliteStorage, bookId: number, names: string[]): Promise<void> {
+  const cards = await storage.getCards(bookId, names);
+  const xml = await storage.getCardXml(bookId, names);
+  expect(xml.map((card) => card.name).sort()).toEqual(cards.map((card) => card.name).sort());
+  for (const card of cards) {
+    const found = xml.find((entry) => entry.name === card.name)!;
+    expect(found).toEqual({ name: card.name, etag: card.etag, size: card.size, modifiedAt: card.modifiedAt, seq: card.seq, xml: xmlText(card.data) });
+    expect(found.xml.toString()).toContain('&#13;\n');
+    expect(found.xml.toString()).toContain('&lt;');
+  }
+}
+
+test('getCardXml skips missing names', async () => {
+  const { storage, bookId } = opened;
+  await expectXmlMatchesBodies(storage, bookId, NAMES);
+  const some = await storage.getCardXml(bookId, ['missing.vcf', NAMES[2], 'also missing.vcf']);
+  expect(some.map((card) => card.name)).toEqual([NAMES[2]]);
+  expect(await storage.getCardXml(bookId, [])).toEqual([]);
+  expect(await storage.getCardXml(bookId, ['missing.vcf'])).toEqual([]);
+});
+
+test('replaced card gets a new XML form', async () => {
+  const { storage, bookId } = opened;
+  const result = await storage.putCard(bookId, cardInput(NAMES[3], body(NAMES[3], 'second > first')), {});
+  expect(result.kind).toBe('replaced');
+  const [card] = await storage.getCardXml(bookId, [NAMES[3]]);
+  expect(card.xml.toString()).toContain('NOTE:second &gt; first&#13;\n');
+  await expectXmlMatchesBodies(storage, bookId, NAMES);
+});
+
+test('migration fills the XML form', async () => {
+  const { storage, dir, bookId } = opened;
+  await storage.close();
+  const file = join(dir, 'cardinal.sqlite3');
+  // Takes the store back to the schema before the column: the migration that adds it is the last one.
+  const db = new Database(file);
+  const version = db.pragma('user_version', { simple: true }) as number;
+  db.exec('ALTER TABLE cards DROP COLUMN xml');
+  db.pragma(`user_version = ${version - 1}`);
+  db.close();
+
+  const reopened = new SqliteStorage(file);
+  opened.close = async () => {
+    await reopened.close();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  await expectXmlMatchesBodies(reopened, bookId, NAMES);
+});
