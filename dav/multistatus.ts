@@ -61,23 +61,25 @@ export function statusResponseXml(href: string, status: number, error?: string):
 export const CHUNK_CHARS = 16384;
 
 /**
- * Joins byte strings (see byteString) and buffers into pieces of about
- * CHUNK_CHARS bytes, written straight into one buffer per piece, so that
- * stored card bytes are copied once and never become strings.
+ * Joins text and bytes into pieces of about CHUNK_CHARS bytes, written
+ * straight into one buffer per piece. Stored card bytes are copied once, and
+ * no string of a whole response is built and encoded again.
  */
 export class ByteChunks {
   private buffer = Buffer.alloc(0);
   private length = 0;
 
-  /** Adds a byte string: each character is one byte. */
-  latin1(text: string): void {
-    this.reserve(text.length);
-    this.length += this.buffer.write(text, this.length, 'latin1');
+  /** Adds text as UTF-8. */
+  text(text: string): void {
+    // UTF-8 takes at most 3 bytes for each UTF-16 code unit.
+    this.reserve(3 * text.length);
+    this.length += this.buffer.write(text, this.length, 'utf8');
   }
 
-  bytes(data: Buffer): void {
+  bytes(data: Uint8Array): void {
     this.reserve(data.length);
-    this.length += data.copy(this.buffer, this.length);
+    this.buffer.set(data, this.length);
+    this.length += data.length;
   }
 
   /** Whether a piece is ready to go out. */
@@ -98,7 +100,7 @@ export class ByteChunks {
     if (this.length + size <= this.buffer.length) return;
     // Room for two pieces, so that a piece is rarely copied to a larger buffer.
     const larger = Buffer.allocUnsafe(Math.max(2 * CHUNK_CHARS, 2 * (this.length + size)));
-    this.buffer.copy(larger, 0, 0, this.length);
+    larger.set(this.buffer.subarray(0, this.length));
     this.buffer = larger;
   }
 }

@@ -3,10 +3,10 @@ import { readXmlBody } from './body';
 import { bookAcl } from './acl';
 import type { DavContext } from './context';
 import { DavError } from './errors';
-import { CHUNK_CHARS, prefetchFirst, PropStat, responseXml, sendMultistatus } from './multistatus';
+import { ByteChunks, CHUNK_CHARS, prefetchFirst, PropStat, responseXml, sendMultistatus } from './multistatus';
 import { allpropNames, cardProperty, collectionProperty, P, PER_CARD_PROPERTIES, PropertyContext, propertyNames } from './props';
 import { bookHref, encodeSegment, homeHref, HOMES, principalHref, PRINCIPALS, Resource } from './resource';
-import { byteString, child, clark, escapeXml, fromByteString, is, isXmlSafe, NS, XmlElement } from './xml';
+import { child, clark, escapeXml, is, isXmlSafe, NS, XmlElement } from './xml';
 
 export type PropRequest = { kind: 'allprop'; include: string[] } | { kind: 'propname' } | { kind: 'prop'; names: string[] };
 
@@ -97,38 +97,59 @@ export type CardResponder = (href: string, card: CardSummary, addressData?: stri
  * template. The template has a slot for the href and one for each property
  * whose value differs between cards, and each card only fills the slots.
  * responseXml itself makes the template from marked values, so the output
- * is the same as cardResponse's. With `bytes`, the responses and the
- * address data given to them are byte strings (see byteString).
+ * is the same as cardResponse's.
  */
-export function cardResponder(
-  context: PropertyContext,
-  owner: User,
-  request: PropRequest,
-  minimal: boolean,
-  hrefs: HrefSource = 'client',
-  bytes = false,
-): CardResponder {
-  const oneByOne: CardResponder = bytes
-    ? (href, card, addressData) =>
-        byteString(cardResponse(context, owner, href, card, request, minimal, addressData === undefined ? undefined : fromByteString(addressData)))
-    : (href, card, addressData) => cardResponse(context, owner, href, card, request, minimal, addressData);
+export function cardResponder(context: PropertyContext, owner: User, request: PropRequest, minimal: boolean, hrefs: HrefSource = 'client'): CardResponder {
+  const oneByOne: CardResponder = (href, card, addressData) => cardResponse(context, owner, href, card, request, minimal, addressData);
   if (request.kind === 'propname') return oneByOne;
-  const text = bytes ? byteString : (value: string) => value;
   const templates = new Map<boolean, Template | undefined>();
   return (href, card, addressData) => {
     const withData = addressData !== undefined;
-    if (!templates.has(withData)) {
-      const template = cardTemplate(context, owner, request, minimal, withData);
-      templates.set(withData, template && { parts: template.parts.map(text), slots: template.slots });
-    }
+    if (!templates.has(withData)) templates.set(withData, cardTemplate(context, owner, request, minimal, withData));
     const template = templates.get(withData);
     if (!template) return oneByOne(href, card, addressData);
-    let xml = template.parts[0] + text(hrefs === 'encoded' ? href : escapeXml(href)) + template.parts[1];
+    let xml = template.parts[0] + (hrefs === 'encoded' ? href : escapeXml(href)) + template.parts[1];
     for (let i = 0; i < template.slots.length; i++) {
       const slot = template.slots[i];
-      xml += (slot === ADDRESS_DATA ? addressData : text(cardProperty(context, owner, card, slot) ?? '')) + template.parts[i + 2];
+      xml += (slot === ADDRESS_DATA ? addressData : (cardProperty(context, owner, card, slot) ?? '')) + template.parts[i + 2];
     }
     return xml;
+  };
+}
+
+/** Writes the DAV:response of one card; address data is escaped text or the stored XML form (see CardXml). */
+export type CardWriter = (out: ByteChunks, href: string, card: CardSummary, addressData?: string | Buffer) => void;
+
+/**
+ * Returns a writer of card responses as bytes, built from the same template
+ * as cardResponder. The text around the slots is encoded once per request,
+ * and each card writes its href and values between those pieces, so that no
+ * string of the whole response is built and encoded again.
+ */
+export function cardWriter(context: PropertyContext, owner: User, request: PropRequest, minimal: boolean, hrefs: HrefSource = 'client'): CardWriter {
+  const templates = new Map<boolean, { parts: Buffer[]; slots: string[] } | undefined>();
+  return (out, href, card, addressData) => {
+    const withData = addressData !== undefined;
+    if (!templates.has(withData)) {
+      const template = request.kind === 'propname' ? undefined : cardTemplate(context, owner, request, minimal, withData);
+      templates.set(withData, template && { parts: template.parts.map((part) => Buffer.from(part)), slots: template.slots });
+    }
+    const template = templates.get(withData);
+    if (!template) {
+      const data = typeof addressData === 'string' || addressData === undefined ? addressData : addressData.toString();
+      out.text(cardResponse(context, owner, href, card, request, minimal, data));
+      return;
+    }
+    out.bytes(template.parts[0]);
+    out.text(hrefs === 'encoded' ? href : escapeXml(href));
+    out.bytes(template.parts[1]);
+    for (let i = 0; i < template.slots.length; i++) {
+      const slot = template.slots[i];
+      if (slot !== ADDRESS_DATA) out.text(cardProperty(context, owner, card, slot) ?? '');
+      else if (typeof addressData === 'string') out.text(addressData);
+      else out.bytes(addressData!);
+      out.bytes(template.parts[i + 2]);
+    }
   };
 }
 

@@ -3,13 +3,14 @@ import { AddressDataProp, AddressDataRequest, keepsStoredBytes, renderAddressDat
 import { readXmlBody } from './body';
 import type { DavContext } from './context';
 import { DavError } from './errors';
-import { ByteChunks, CHUNK_CHARS, prefetchFirst, PropStat, responseXml, sendMultistatus, statusResponseXml } from './multistatus';
-import { cardResponder, HrefSource, memberHrefs, PropRequest, propNames, wantsMinimal } from './propfind';
+import { ByteChunks, prefetchFirst, PropStat, responseXml, sendMultistatus, statusResponseXml } from './multistatus';
+import { cardWriter, HrefSource, memberHrefs, PropRequest, propNames, wantsMinimal } from './propfind';
 import { cardProperty, P, parseSyncToken, syncToken } from './props';
 import { decodePath, encodeSegment, Resource } from './resource';
 import { runQuery } from './query';
 import { handlePrincipalReport, isPrincipalReport } from './principal-search';
-import { byteString, child, childrenNamed, clark, escapeXml, escapeXmlBytes, is, NS, tag, XmlElement } from './xml';
+import { xmlText } from '../vcard/xmltext';
+import { child, childrenNamed, clark, escapeXml, is, NS, tag, XmlElement } from './xml';
 
 /** Hrefs resolved per storage round trip in a multiget. */
 const MULTIGET_BATCH = 500;
@@ -88,10 +89,9 @@ function conversionFailure(dc: DavContext, resource: BookResource, href: string,
 }
 
 /**
- * Collects the responses of a report into pieces of about CHUNK_CHARS. When
- * address data is requested, the pieces are bytes: the XML form of a stored
- * card is copied in as it is (see CardXml), and everything else goes in as
- * byte strings (see byteString). Otherwise they are strings.
+ * Collects the responses of a report into pieces of bytes of about
+ * CHUNK_CHARS. The XML form of a stored card is copied in as it is (see
+ * CardXml).
  */
 export interface ReportWriter {
   /** Adds the response of one card: its XML form, its body when address data must be converted, or its summary. */
@@ -99,62 +99,28 @@ export interface ReportWriter {
   /** Adds a response with one status for the whole href. */
   status(href: string, status: number, error?: string): void;
   /** Returns the collected responses once they fill a piece, and undefined until then. */
-  full(): string | Buffer | undefined;
+  full(): Buffer | undefined;
   /** Returns the responses collected since the last piece, or undefined when there are none. */
-  rest(): string | Buffer | undefined;
+  rest(): Buffer | undefined;
 }
-
-/**
- * Stands for the address data in a response built as a byte string, where
- * it is replaced by the stored bytes. A byte string has no character above
- * U+00FF, so the mark cannot occur in it otherwise.
- */
-const ADDRESS_DATA_MARK = '\u0100';
 
 export function reportWriter(dc: DavContext, resource: BookResource, props: ReportProps, minimal: boolean, hrefs: HrefSource): ReportWriter {
   // The card's privileges are the user's access to the book, as PROPFIND reports them.
   const context = { user: dc.user, maxResourceSize: dc.limits.maxResourceSize, access: resource.access };
   const request = props.addressData;
-  if (!request) {
-    const respond = cardResponder(context, resource.owner, props.request, minimal, hrefs);
-    let text = '';
-    const take = () => {
-      const piece = text;
-      text = '';
-      return piece === '' ? undefined : piece;
-    };
-    return {
-      card: (href, card) => {
-        text += respond(href, card);
-      },
-      status: (href, status, error) => {
-        text += statusResponseXml(href, status, error);
-      },
-      full: () => (text.length >= CHUNK_CHARS ? take() : undefined),
-      rest: take,
-    };
-  }
-  const respond = cardResponder(context, resource.owner, props.request, minimal, hrefs, true);
+  const write = cardWriter(context, resource.owner, props.request, minimal, hrefs);
   const out = new ByteChunks();
-  const storedXml = (href: string, card: CardXml) => {
-    const xml = respond(href, card, ADDRESS_DATA_MARK);
-    const at = xml.indexOf(ADDRESS_DATA_MARK);
-    // A response built without the template (see cardResponder) has no mark, and is built again with the data.
-    if (at < 0) return out.latin1(respond(href, card, card.xml.toString('latin1')));
-    out.latin1(xml.slice(0, at));
-    out.bytes(card.xml);
-    out.latin1(xml.slice(at + ADDRESS_DATA_MARK.length));
-  };
   return {
     card: (href, card) => {
-      if ('xml' in card) return storedXml(href, card);
-      if (!('data' in card)) return out.latin1(respond(href, card));
-      if (keepsStoredBytes(request)) return out.latin1(respond(href, card, escapeXmlBytes(card.data)));
+      if (!request) return write(out, href, card);
+      if ('xml' in card) return write(out, href, card, card.xml);
+      if (!('data' in card)) return write(out, href, card);
+      if (keepsStoredBytes(request)) return write(out, href, card, xmlText(card.data));
       const rendered = renderAddressData(card.data, request);
-      if (!rendered.ok) return out.latin1(byteString(conversionFailure(dc, resource, href, card, props, minimal, rendered.message)));
-      out.latin1(respond(href, card, byteString(escapeXml(rendered.text))));
+      if (!rendered.ok) return out.text(conversionFailure(dc, resource, href, card, props, minimal, rendered.message));
+      write(out, href, card, escapeXml(rendered.text));
     },
-    status: (href, status, error) => out.latin1(byteString(statusResponseXml(href, status, error))),
+    status: (href, status, error) => out.text(statusResponseXml(href, status, error)),
     full: () => (out.full ? out.take() : undefined),
     rest: () => out.take(),
   };

@@ -1,7 +1,7 @@
 import { SaxesParser, SaxesTagNS } from 'saxes';
 import { escapeXml } from '../vcard/xmltext';
 
-export { byteString, escapeXml, escapeXmlBytes, fromByteString, isXmlSafe } from '../vcard/xmltext';
+export { escapeXml, isXmlSafe } from '../vcard/xmltext';
 
 export const NS = {
   DAV: 'DAV:',

@@ -50,11 +50,6 @@ export function byteString(text: string): string {
   return ASCII.test(text) ? text : Buffer.from(text, 'utf8').toString('latin1');
 }
 
-/** Decodes a byte string (see byteString) back to the text it encodes. */
-export function fromByteString(bytes: string): string {
-  return Buffer.from(bytes, 'latin1').toString('utf8');
-}
-
 /** C0 controls other than tab, LF and CR, which escapeXml drops. */
 const C0_BYTES = /[\x00-\x08\x0B\x0C\x0E-\x1F]/;
 const MARKUP = /[&<>]/;

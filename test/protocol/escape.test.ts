@@ -3,7 +3,7 @@
  * character is CR gives what the full escaping gives.
  */
 import fc from 'fast-check';
-import { byteString, escapeXml, escapeXmlBytes } from '../../dav/xml';
+import { byteString, escapeXml, escapeXmlBytes } from '../../vcard/xmltext';
 
 describe('escapeXml', () => {
   test.each([
