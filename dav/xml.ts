@@ -1,4 +1,5 @@
 import { SaxesParser, SaxesTagNS } from 'saxes';
+import { parseSimpleXml } from './fastxml';
 import { escapeXml } from '../vcard/xmltext';
 
 export { escapeXml, isXmlSafe } from '../vcard/xmltext';
@@ -45,7 +46,7 @@ export type XmlNode = string | XmlElement;
 export class XmlError extends Error {}
 
 /** Nesting deeper than this is no DAV request body. */
-const MAX_DEPTH = 64;
+export const MAX_DEPTH = 64;
 /**
  * Elements accepted in one body. A multiget of 100,000 hrefs has about
  * 200,000, and the cap stops a body of millions of empty elements early
@@ -68,9 +69,26 @@ export const MAX_ATTRIBUTES = 100_000;
  * which most elements of a large body (hrefs, empty properties) are. The
  * tree of a multiget of 100,000 hrefs measured 31 MB instead of 40 MB.
  */
-const NO_ATTRIBUTES: Record<string, string> = Object.freeze({}) as Record<string, string>;
-const NO_CHILDREN: XmlElement[] = Object.freeze([]) as unknown as XmlElement[];
-const NO_NODES: XmlNode[] = Object.freeze([]) as unknown as XmlNode[];
+export const NO_ATTRIBUTES: Record<string, string> = Object.freeze({}) as Record<string, string>;
+export const NO_CHILDREN: XmlElement[] = Object.freeze([]) as unknown as XmlElement[];
+export const NO_NODES: XmlNode[] = Object.freeze([]) as unknown as XmlNode[];
+
+/**
+ * Maximum length, in characters, of a body kept whole until close, so that
+ * parseSimpleXml can build its tree without saxes. That is a multiget of
+ * about 11,000 hrefs of 90 characters. A larger body goes to saxes piece by
+ * piece, so it is still never held whole.
+ */
+const MAX_KEPT_CHARACTERS = 1_000_000;
+
+/** Adds an element to its parent's children and nodes, as both parsers build them. */
+export function appendElement(parent: XmlElement, element: XmlElement): void {
+  // A literal has room for one element, where a push onto an empty array reserves 17.
+  if (parent.children === NO_CHILDREN) parent.children = [element];
+  else parent.children.push(element);
+  if (parent.nodes === NO_NODES) parent.nodes = parent.text === '' ? [element] : [parent.text, element];
+  else parent.nodes.push(element);
+}
 
 /** Parses a request body with namespaces resolved. DOCTYPE declarations are refused outright, so no entity is ever expanded. */
 export function parseXml(body: string): XmlElement {
@@ -82,10 +100,18 @@ export function parseXml(body: string): XmlElement {
 /**
  * Builds the tree of a body that arrives in pieces, so that a large body is
  * never held whole as bytes or as one string. Errors are XmlError, thrown by
- * the write or close that finds them.
+ * the write or close that finds them. A body of up to maxKeptCharacters is
+ * kept until close and parsed by parseSimpleXml, and by saxes only when that
+ * declines, so its errors are all thrown by close.
+ * NOTE: when such a body has an XML error and, further on, bytes invalid in
+ * its encoding, readXmlBody reports the encoding error, because decoding
+ * runs as the pieces arrive.
  */
 export class XmlTreeParser {
   private readonly parser = new SaxesParser({ xmlns: true });
+  /** The pieces written so far, until their total passes maxKeptCharacters and they go to saxes. */
+  private keptPieces: string[] | undefined;
+  private keptCharacters = 0;
   private readonly stack: XmlElement[] = [];
   /** One string per distinct local name, so that the elements of a large body share them. */
   private readonly localNames = new Map<string, string>();
@@ -94,7 +120,9 @@ export class XmlTreeParser {
   private attributeCount = 0;
   private elementAttributeCount = 0;
 
-  constructor() {
+  /** @param maxKeptCharacters 0 sends every piece to saxes as it is written. */
+  constructor(private readonly maxKeptCharacters = MAX_KEPT_CHARACTERS) {
+    if (maxKeptCharacters > 0) this.keptPieces = [];
     const parser = this.parser;
     parser.on('doctype', () => {
       throw new XmlError('DOCTYPE declarations are not allowed');
@@ -134,13 +162,8 @@ export class XmlTreeParser {
     const element: XmlElement = { ns: tag.uri ?? '', local, attrs, children: NO_CHILDREN, text: '', nodes: NO_NODES };
     const stack = this.stack;
     const parent = stack[stack.length - 1];
-    if (parent) {
-      // A literal has room for one element, where a push onto an empty array reserves 17.
-      if (parent.children === NO_CHILDREN) parent.children = [element];
-      else parent.children.push(element);
-      if (parent.nodes === NO_NODES) parent.nodes = parent.text === '' ? [element] : [parent.text, element];
-      else parent.nodes.push(element);
-    } else this.root = element;
+    if (parent) appendElement(parent, element);
+    else this.root = element;
     stack.push(element);
     if (stack.length > MAX_DEPTH) throw new XmlError('the XML body is nested too deeply');
   }
@@ -158,13 +181,35 @@ export class XmlTreeParser {
   }
 
   write(text: string): void {
-    this.guard(() => this.parser.write(text));
+    const kept = this.keptPieces;
+    if (kept !== undefined) {
+      if (this.keptCharacters + text.length <= this.maxKeptCharacters) {
+        kept.push(text);
+        this.keptCharacters += text.length;
+        return;
+      }
+      this.keptPieces = undefined;
+      for (const piece of kept) this.writeToSaxes(piece);
+    }
+    this.writeToSaxes(text);
   }
 
   close(): XmlElement {
+    const kept = this.keptPieces;
+    if (kept !== undefined) {
+      this.keptPieces = undefined;
+      const tree = parseSimpleXml(kept.length === 1 ? kept[0] : kept.join(''));
+      if (tree !== undefined) return tree;
+      // saxes gets the same pieces as without the fast path, so its errors do not change.
+      for (const piece of kept) this.writeToSaxes(piece);
+    }
     this.guard(() => this.parser.close());
     if (!this.root) throw new XmlError('the body contains no XML element');
     return this.root;
+  }
+
+  private writeToSaxes(text: string): void {
+    this.guard(() => this.parser.write(text));
   }
 
   private guard(step: () => void): void {
