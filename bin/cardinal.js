@@ -1,4 +1,4 @@
-#!/usr/bin/env -S MALLOC_MMAP_THRESHOLD_=1048576 node --max-semi-space-size=4
+#!/usr/bin/env -S MALLOC_MMAP_THRESHOLD_=1048576 node --max-semi-space-size=4 --initial-old-space-size=32
 'use strict';
 // The command line is compiled to dist/ by `npm install` (the prepare script) or `npm run build`.
 //

@@ -23,7 +23,7 @@ describe('bin/cardinal.js first line', () => {
   test('benchmark reads what it sets', () => {
     expect(readShebang(CLI)).toEqual({
       env: { MALLOC_MMAP_THRESHOLD_: '1048576' },
-      nodeOptions: ['--max-semi-space-size=4'],
+      nodeOptions: ['--max-semi-space-size=4', '--initial-old-space-size=32'],
     });
   });
 
@@ -49,6 +49,7 @@ describe('bin/cardinal.js first line', () => {
       expect(commandLine?.[0]).toMatch(/node$/);
       expect(commandLine).toContain(CLI);
       expect(commandLine).toContain('--max-semi-space-size=4');
+      expect(commandLine).toContain('--initial-old-space-size=32');
       expect(readProcList(pid, 'environ')).toContain('MALLOC_MMAP_THRESHOLD_=1048576');
     } finally {
       server.kill('SIGTERM');
