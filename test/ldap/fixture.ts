@@ -9,8 +9,10 @@ import { BASE_DN, SERVICE, type Slapd } from '../helpers/slapd';
 export const logger = pino({ level: process.env.CARDINAL_TEST_LOG ?? 'silent' });
 
 const configDirs: string[] = [];
-process.once('exit', () => {
-  for (const dir of configDirs) rmSync(dir, { recursive: true, force: true });
+// Jest gives each test file its own process object, whose exit event never fires, so the folders
+// go when the test file that wrote them ends.
+afterAll(() => {
+  for (const dir of configDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
 /** Writes a configuration file pointing at `slapd`, with `ldap` and `auth` keys merged over test defaults. */
