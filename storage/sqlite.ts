@@ -152,11 +152,11 @@ function unpackSummary(text: string, start = 0): CardSummary {
  * 2-core virtual machine). Both aggregates see the rows in the same order.
  */
 const PACKED_XML_CARDS =
-  "group_concat(c.seq || ' ' || c.size || ' ' || c.modified_at || ' ' || c.etag || ' ' || length(CAST(c.name AS BLOB)) || ' ' || length(c.xml), ','), " +
-  "CAST(group_concat(CAST(c.name AS BLOB) || c.xml, '') AS BLOB)";
+  "group_concat(c.seq || ' ' || c.size || ' ' || c.modified_at || ' ' || c.etag || ' ' || length(CAST(c.name AS BLOB)) || ' ' || ifnull(length(c.xml), -1), ','), " +
+  "CAST(group_concat(CAST(c.name AS BLOB) || ifnull(c.xml, X''), '') AS BLOB)";
 
-function unpackXmlCards(summaries: string, bytes: Buffer): CardXml[] {
-  const cards: CardXml[] = [];
+function unpackXmlCards(summaries: string, bytes: Buffer): (CardSummary & { xml?: Buffer })[] {
+  const cards: (CardSummary & { xml?: Buffer })[] = [];
   let offset = 0;
   for (let start = 0; start < summaries.length; ) {
     let end = summaries.indexOf(',', start);
@@ -167,14 +167,16 @@ function unpackXmlCards(summaries: string, bytes: Buffer): CardXml[] {
     const afterEtag = summaries.indexOf(' ', afterModified + 1);
     const afterNameLength = summaries.indexOf(' ', afterEtag + 1);
     const nameEnd = offset + digitsAt(summaries, afterEtag + 1, afterNameLength);
-    const xmlEnd = nameEnd + digitsAt(summaries, afterNameLength + 1, end);
+    // -1 marks a card without its XML form, which the caller makes from the body.
+    const missing = summaries.charCodeAt(afterNameLength + 1) === 45;
+    const xmlEnd = missing ? nameEnd : nameEnd + digitsAt(summaries, afterNameLength + 1, end);
     cards.push({
       seq: digitsAt(summaries, start, afterSeq),
       size: digitsAt(summaries, afterSeq + 1, afterSize),
       modifiedAt: digitsAt(summaries, afterSize + 1, afterModified),
       etag: summaries.slice(afterModified + 1, afterEtag),
       name: bytes.toString('utf8', offset, nameEnd),
-      xml: bytes.subarray(nameEnd, xmlEnd),
+      xml: missing ? undefined : bytes.subarray(nameEnd, xmlEnd),
     });
     offset = xmlEnd;
     start = end + 1;
@@ -656,7 +658,18 @@ export class SqliteStorage implements Storage {
   async getCardXml(bookId: number, names: string[]): Promise<CardXml[]> {
     if (names.length === 0) return [];
     const row = this.rawStmt(cardsByNameSql(PACKED_XML_CARDS)).get(JSON.stringify(names), bookId) as [string | null, Buffer | null];
-    return row[0] === null || row[1] === null ? [] : unpackXmlCards(row[0], row[1]);
+    if (row[0] === null || row[1] === null) return [];
+    const cards = unpackXmlCards(row[0], row[1]);
+    // Every write stores the XML form, but a row changed outside Cardinal may lack it.
+    const missing = cards.filter((card) => card.xml === undefined).map((card) => card.name);
+    const bodies = missing.length === 0 ? undefined : new Map((await this.getCards(bookId, missing)).map((card) => [card.name, card.data]));
+    const complete: CardXml[] = [];
+    for (const card of cards) {
+      const data = bodies?.get(card.name);
+      if (card.xml !== undefined) complete.push(card as CardXml);
+      else if (data !== undefined) complete.push({ ...card, xml: xmlText(data) });
+    }
+    return complete;
   }
 
   async listCardMeta(bookId: number, afterId: number, limit: number): Promise<CardMeta[]> {

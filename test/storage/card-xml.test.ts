@@ -77,3 +77,22 @@ test('migration fills the XML form', async () => {
   };
   await expectXmlMatchesBodies(reopened, bookId, NAMES);
 });
+
+test('card without XML form still returned', async () => {
+  const { storage, dir, bookId } = opened;
+  await storage.close();
+  const file = join(dir, 'cardinal.sqlite3');
+  // A row changed outside Cardinal: its XML form is gone, and its neighbours keep theirs.
+  const db = new Database(file);
+  db.prepare('UPDATE cards SET xml = NULL WHERE name IN (?, ?)').run(NAMES[1], NAMES[3]);
+  db.close();
+
+  const reopened = new SqliteStorage(file);
+  opened.close = async () => {
+    await reopened.close();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  await expectXmlMatchesBodies(reopened, bookId, NAMES);
+  const [card] = await reopened.getCardXml(bookId, [NAMES[3]]);
+  expect(card.name).toBe(NAMES[3]);
+});
