@@ -167,7 +167,7 @@ function unpackXmlCards(summaries: string, bytes: Buffer): (CardSummary & { xml?
     const afterEtag = summaries.indexOf(' ', afterModified + 1);
     const afterNameLength = summaries.indexOf(' ', afterEtag + 1);
     const nameEnd = offset + digitsAt(summaries, afterEtag + 1, afterNameLength);
-    // -1 marks a card without its XML form, which the caller makes from the body.
+    // -1 marks a card without its XML form, which getCardXml then makes from the body.
     const missing = summaries.charCodeAt(afterNameLength + 1) === 45;
     const xmlEnd = missing ? nameEnd : nameEnd + digitsAt(summaries, afterNameLength + 1, end);
     cards.push({

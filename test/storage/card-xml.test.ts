@@ -29,6 +29,17 @@ beforeEach(async () => {
 
 afterEach(() => opened.close());
 
+/** Opens the store again at `file`, and makes the test's cleanup close it and remove its folder. */
+function reopen(file: string): SqliteStorage {
+  const storage = new SqliteStorage(file);
+  const dir = opened.dir;
+  opened.close = async () => {
+    await storage.close();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return storage;
+}
+
 async function expectXmlMatchesBodies(storage: SqliteStorage, bookId: number, names: string[]): Promise<void> {
   const cards = await storage.getCards(bookId, names);
   const xml = await storage.getCardXml(bookId, names);
@@ -70,11 +81,7 @@ test('migration fills the XML form', async () => {
   db.pragma(`user_version = ${version - 1}`);
   db.close();
 
-  const reopened = new SqliteStorage(file);
-  opened.close = async () => {
-    await reopened.close();
-    rmSync(dir, { recursive: true, force: true });
-  };
+  const reopened = reopen(file);
   await expectXmlMatchesBodies(reopened, bookId, NAMES);
 });
 
@@ -87,11 +94,7 @@ test('card without XML form still returned', async () => {
   db.prepare('UPDATE cards SET xml = NULL WHERE name IN (?, ?)').run(NAMES[1], NAMES[3]);
   db.close();
 
-  const reopened = new SqliteStorage(file);
-  opened.close = async () => {
-    await reopened.close();
-    rmSync(dir, { recursive: true, force: true });
-  };
+  const reopened = reopen(file);
   await expectXmlMatchesBodies(reopened, bookId, NAMES);
   const [card] = await reopened.getCardXml(bookId, [NAMES[3]]);
   expect(card.name).toBe(NAMES[3]);
