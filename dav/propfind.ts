@@ -3,7 +3,7 @@ import { readXmlBody } from './body';
 import { bookAcl } from './acl';
 import type { DavContext } from './context';
 import { DavError } from './errors';
-import { ByteChunks, CHUNK_CHARS, prefetchFirst, PropStat, responseXml, sendMultistatus } from './multistatus';
+import { ByteChunks, prefetchFirst, PropStat, responseXml, sendMultistatus } from './multistatus';
 import { allpropNames, cardProperty, collectionProperty, P, PER_CARD_PROPERTIES, PropertyContext, propertyNames } from './props';
 import { bookHref, encodeSegment, homeHref, HOMES, principalHref, PRINCIPALS, Resource } from './resource';
 import { child, clark, escapeXml, is, isXmlSafe, NS, XmlElement } from './xml';
@@ -88,43 +88,16 @@ export function memberHrefs(collectionHref: string): HrefSource {
   return isXmlSafe(collectionHref) ? 'encoded' : 'client';
 }
 
-/** Builds the DAV:response of one card; address-data is the escaped content, or undefined when not sent. */
-export type CardResponder = (href: string, card: CardSummary, addressData?: string) => string;
-
-/**
- * Returns a builder of card responses for one request. Every card of a
- * listing gets the same properties, so the response is laid out once as a
- * template. The template has a slot for the href and one for each property
- * whose value differs between cards, and each card only fills the slots.
- * responseXml itself makes the template from marked values, so the output
- * is the same as cardResponse's.
- */
-export function cardResponder(context: PropertyContext, owner: User, request: PropRequest, minimal: boolean, hrefs: HrefSource = 'client'): CardResponder {
-  const oneByOne: CardResponder = (href, card, addressData) => cardResponse(context, owner, href, card, request, minimal, addressData);
-  if (request.kind === 'propname') return oneByOne;
-  const templates = new Map<boolean, Template | undefined>();
-  return (href, card, addressData) => {
-    const withData = addressData !== undefined;
-    if (!templates.has(withData)) templates.set(withData, cardTemplate(context, owner, request, minimal, withData));
-    const template = templates.get(withData);
-    if (!template) return oneByOne(href, card, addressData);
-    let xml = template.parts[0] + (hrefs === 'encoded' ? href : escapeXml(href)) + template.parts[1];
-    for (let i = 0; i < template.slots.length; i++) {
-      const slot = template.slots[i];
-      xml += (slot === ADDRESS_DATA ? addressData : (cardProperty(context, owner, card, slot) ?? '')) + template.parts[i + 2];
-    }
-    return xml;
-  };
-}
-
 /** Writes the DAV:response of one card; address data is escaped text or the stored XML form (see CardXml). */
 export type CardWriter = (out: ByteChunks, href: string, card: CardSummary, addressData?: string | Buffer) => void;
 
 /**
- * Returns a writer of card responses as bytes, built from the same template
- * as cardResponder. The text around the slots is encoded once per request,
- * and each card writes its href and values between those pieces, so that no
- * string of the whole response is built and encoded again.
+ * Returns a writer of card responses as bytes for one request. Every card of
+ * a listing gets the same properties, so the response is laid out once as a
+ * template, with a slot for the href and one for each property whose value
+ * differs between cards. responseXml itself makes the template from marked
+ * values, so the output is the same as cardResponse's. The text around the
+ * slots is encoded once, and each card writes only its href and values.
  */
 export function cardWriter(context: PropertyContext, owner: User, request: PropRequest, minimal: boolean, hrefs: HrefSource = 'client'): CardWriter {
   const templates = new Map<boolean, { parts: Buffer[]; slots: string[] } | undefined>();
@@ -257,7 +230,7 @@ export async function handlePropfind(dc: DavContext): Promise<void> {
   const childResponses = await Promise.all(children.map((c) => collectionResponse(dc, c, request, minimal)));
   const storage = dc.storage;
 
-  async function* responses(): AsyncGenerator<string> {
+  async function* responses(): AsyncGenerator<string | Buffer> {
     const book = depth === 1 && resource.kind === 'book' ? resource : undefined;
     // One snapshot of the book, read in pages, so a write committed during the
     // listing (a directory sync, say) shows either whole or not at all.
@@ -269,18 +242,17 @@ export async function handlePropfind(dc: DavContext): Promise<void> {
       yield* childResponses;
       if (!book || !pages) return;
       context.access = book.access;
-      const respond = cardResponder(context, book.owner, request, minimal, memberHrefs(book.href));
+      const write = cardWriter(context, book.owner, request, minimal, memberHrefs(book.href));
+      const out = new ByteChunks();
       for (; page && !page.done; page = await pages.next()) {
         // A yield per card would cost an await in each async layer of the stream, so cards are batched.
-        let chunk = '';
         for (const card of page.value) {
-          chunk += respond(book.href + encodeSegment(card.name), card);
-          if (chunk.length < CHUNK_CHARS) continue;
-          yield chunk;
-          chunk = '';
+          write(out, book.href + encodeSegment(card.name), card);
+          if (out.full) yield out.take()!;
         }
-        if (chunk !== '') yield chunk;
       }
+      const rest = out.take();
+      if (rest !== undefined) yield rest;
     } finally {
       await pages?.return?.();
     }
