@@ -125,13 +125,14 @@ const MIGRATIONS: Migration[] = [
   // The XML form of each card body (see xmlText), which reports with address data copy into responses.
   (db) => {
     db.exec('ALTER TABLE cards ADD COLUMN xml BLOB');
-    const page = db.prepare('SELECT id, data FROM cards WHERE id > ? ORDER BY id LIMIT 500').raw();
+    const pageSize = 500;
+    const page = db.prepare(`SELECT id, data FROM cards WHERE id > ? ORDER BY id LIMIT ${pageSize}`).raw();
     const update = db.prepare('UPDATE cards SET xml = ? WHERE id = ?');
     // better-sqlite3 runs no statement while another one iterates, so the cards are read a page at a time.
     for (let afterId = 0; ; ) {
       const rows = page.all(afterId) as [number, Buffer][];
       for (const [id, data] of rows) update.run(xmlText(data), id);
-      if (rows.length < 500) break;
+      if (rows.length < pageSize) break;
       afterId = rows[rows.length - 1][0];
     }
   },

@@ -41,19 +41,19 @@ type Row = Record<string, unknown>;
 /** Named as the fields of CardMeta, so that a row is a CardMeta as it comes from the driver. */
 const CARD_META_COLUMNS = 'id, book_id AS bookId, name, uid, etag, size, modified_at AS modifiedAt, seq';
 /**
- * A list of values goes to SQLite as one JSON array bound to a single
- * parameter and read with json_each, not as one parameter per value: with
- * better-sqlite3 12, binding 500 names took 2.3 ms of a 2.6 ms lookup, and
- * the JSON array 0.3 ms in all (10,000 cards, 2-core virtual machine).
+ * A list of values goes to SQLite as one JSON array, bound to a single
+ * parameter and read with json_each. With better-sqlite3 12, binding 500
+ * names as 500 parameters took 2.3 ms of a 2.6 ms lookup, and the JSON array
+ * took 0.3 ms in all (10,000 cards, 2-core virtual machine).
  */
 const IN_JSON = 'IN (SELECT value FROM json_each(?))';
 
 /**
- * Cards of a book by name, joined in the order of a JSON array of names.
- * Given `name IN (...)`, SQLite without table statistics scanned a whole
- * book's covering index (2.4 ms at N = 10,000) instead of looking each name
- * up; the CROSS JOIN fixes the order of the loops, so each name is one
- * lookup. Columns are qualified with `c.`, because json_each has an `id`.
+ * Selects cards of a book by name, in the order of a JSON array of names.
+ * Given `name IN (...)` and no table statistics, SQLite scanned the book's
+ * covering index (2.4 ms at N = 10,000). The CROSS JOIN fixes the order of
+ * the loops, so each name is one lookup. Columns are qualified with `c.`,
+ * because json_each has an `id` column too.
  */
 function cardsByNameSql(columns: string): string {
   return `SELECT ${columns} FROM json_each(?) j CROSS JOIN cards c ON c.book_id = ? AND c.name = j.value`;
@@ -128,8 +128,8 @@ function digitsAt(text: string, start: number, end: number): number {
   return value;
 }
 
-/** Reads a PACKED_SUMMARY value that starts at `start` of the text. */
-function unpackSummary(text: string, start = 0): CardSummary {
+/** Reads a PACKED_SUMMARY value in text[start, end). */
+function unpackSummary(text: string, start = 0, end = text.length): CardSummary {
   const afterSeq = text.indexOf(' ', start);
   const afterSize = text.indexOf(' ', afterSeq + 1);
   const afterModified = text.indexOf(' ', afterSize + 1);
@@ -139,46 +139,42 @@ function unpackSummary(text: string, start = 0): CardSummary {
     size: digitsAt(text, afterSeq + 1, afterSize),
     modifiedAt: digitsAt(text, afterSize + 1, afterModified),
     etag: text.slice(afterModified + 1, afterEtag),
-    name: text.slice(afterEtag + 1),
+    name: text.slice(afterEtag + 1, end),
   };
 }
 
 /**
  * Cards with the XML form of their bodies, aggregated into two values for
- * all of them: the summaries with the byte lengths of name and XML form,
- * separated by commas, and the bytes of each name and XML form one after the
- * other. better-sqlite3 makes a Buffer for each BLOB it hands over, and 500
- * of them took 2.0 ms where the two aggregates took 0.7 ms (10,000 cards,
- * 2-core virtual machine). Both aggregates see the rows in the same order.
+ * all of them. The first contains one entry per card, separated by commas: the
+ * byte lengths of its name and XML form, then PACKED_SUMMARY with an empty
+ * name. The second contains the bytes of each name and XML form one after the
+ * other. better-sqlite3 makes a Buffer for each BLOB it returns. In a script,
+ * 500 BLOBs took 2.0 ms and the two aggregates 0.7 ms (10,000 cards, 2-core
+ * virtual machine). Both aggregates see the rows in the same order.
  */
 const PACKED_XML_CARDS =
-  "group_concat(c.seq || ' ' || c.size || ' ' || c.modified_at || ' ' || c.etag || ' ' || length(CAST(c.name AS BLOB)) || ' ' || ifnull(length(c.xml), -1), ','), " +
+  "group_concat(length(CAST(c.name AS BLOB)) || ' ' || ifnull(length(c.xml), -1) || ' ' || " +
+  "c.seq || ' ' || c.size || ' ' || c.modified_at || ' ' || c.etag || ' ', ','), " +
   "CAST(group_concat(CAST(c.name AS BLOB) || ifnull(c.xml, X''), '') AS BLOB)";
 
+/** Reads the two PACKED_XML_CARDS values. A card without its XML form (length -1) gets none. */
 function unpackXmlCards(summaries: string, bytes: Buffer): (CardSummary & { xml?: Buffer })[] {
   const cards: (CardSummary & { xml?: Buffer })[] = [];
   let offset = 0;
   for (let start = 0; start < summaries.length; ) {
     let end = summaries.indexOf(',', start);
     if (end < 0) end = summaries.length;
-    const afterSeq = summaries.indexOf(' ', start);
-    const afterSize = summaries.indexOf(' ', afterSeq + 1);
-    const afterModified = summaries.indexOf(' ', afterSize + 1);
-    const afterEtag = summaries.indexOf(' ', afterModified + 1);
-    const afterNameLength = summaries.indexOf(' ', afterEtag + 1);
-    const nameEnd = offset + digitsAt(summaries, afterEtag + 1, afterNameLength);
-    // -1 marks a card without its XML form, which getCardXml then makes from the body.
-    const missing = summaries.charCodeAt(afterNameLength + 1) === 45;
-    const xmlEnd = missing ? nameEnd : nameEnd + digitsAt(summaries, afterNameLength + 1, end);
-    cards.push({
-      seq: digitsAt(summaries, start, afterSeq),
-      size: digitsAt(summaries, afterSeq + 1, afterSize),
-      modifiedAt: digitsAt(summaries, afterSize + 1, afterModified),
-      etag: summaries.slice(afterModified + 1, afterEtag),
-      name: bytes.toString('utf8', offset, nameEnd),
-      xml: missing ? undefined : bytes.subarray(nameEnd, xmlEnd),
-    });
-    offset = xmlEnd;
+    const afterNameLength = summaries.indexOf(' ', start);
+    const afterXmlLength = summaries.indexOf(' ', afterNameLength + 1);
+    const card: CardSummary & { xml?: Buffer } = unpackSummary(summaries, afterXmlLength + 1, end);
+    const nameEnd = offset + digitsAt(summaries, start, afterNameLength);
+    card.name = bytes.toString('utf8', offset, nameEnd);
+    offset = nameEnd;
+    if (summaries.charCodeAt(afterNameLength + 1) !== 0x2d) {
+      offset += digitsAt(summaries, afterNameLength + 1, afterXmlLength);
+      card.xml = bytes.subarray(nameEnd, offset);
+    }
+    cards.push(card);
     start = end + 1;
   }
   return cards;
@@ -660,12 +656,13 @@ export class SqliteStorage implements Storage {
     const row = this.rawStmt(cardsByNameSql(PACKED_XML_CARDS)).get(JSON.stringify(names), bookId) as [string | null, Buffer | null];
     if (row[0] === null || row[1] === null) return [];
     const cards = unpackXmlCards(row[0], row[1]);
+    if (cards.every((card) => card.xml !== undefined)) return cards as CardXml[];
     // Every write stores the XML form, but a row changed outside Cardinal may lack it.
     const missing = cards.filter((card) => card.xml === undefined).map((card) => card.name);
-    const bodies = missing.length === 0 ? undefined : new Map((await this.getCards(bookId, missing)).map((card) => [card.name, card.data]));
+    const bodies = new Map((await this.getCards(bookId, missing)).map((card) => [card.name, card.data]));
     const complete: CardXml[] = [];
     for (const card of cards) {
-      const data = bodies?.get(card.name);
+      const data = bodies.get(card.name);
       if (card.xml !== undefined) complete.push(card as CardXml);
       else if (data !== undefined) complete.push({ ...card, xml: xmlText(data) });
     }

@@ -29,15 +29,24 @@ beforeEach(async () => {
 
 afterEach(() => opened.close());
 
-/** Opens the store again at `file`, and makes the test's cleanup close it and remove its folder. */
-function reopen(file: string): SqliteStorage {
-  const storage = new SqliteStorage(file);
-  const dir = opened.dir;
+/**
+ * Closes the test's store, changes its file with a plain SQLite connection,
+ * as a tool other than Cardinal would, and opens it again. The test's
+ * cleanup then closes the reopened store and removes its folder.
+ */
+async function changeOutside(change: (db: Database.Database) => void): Promise<SqliteStorage> {
+  const { storage, dir } = opened;
+  await storage.close();
+  const file = join(dir, 'cardinal.sqlite3');
+  const db = new Database(file);
+  change(db);
+  db.close();
+  const reopened = new SqliteStorage(file);
   opened.close = async () => {
-    await storage.close();
+    await reopened.close();
     rmSync(dir, { recursive: true, force: true });
   };
-  return storage;
+  return reopened;
 }
 
 async function expectXmlMatchesBodies(storage: SqliteStorage, bookId: number, names: string[]): Promise<void> {
@@ -71,31 +80,21 @@ test('replaced card gets a new XML form', async () => {
 });
 
 test('migration fills the XML form', async () => {
-  const { storage, dir, bookId } = opened;
-  await storage.close();
-  const file = join(dir, 'cardinal.sqlite3');
   // Takes the store back to the schema before the column: the migration that adds it is the last one.
-  const db = new Database(file);
-  const version = db.pragma('user_version', { simple: true }) as number;
-  db.exec('ALTER TABLE cards DROP COLUMN xml');
-  db.pragma(`user_version = ${version - 1}`);
-  db.close();
-
-  const reopened = reopen(file);
-  await expectXmlMatchesBodies(reopened, bookId, NAMES);
+  const reopened = await changeOutside((db) => {
+    const version = db.pragma('user_version', { simple: true }) as number;
+    db.exec('ALTER TABLE cards DROP COLUMN xml');
+    db.pragma(`user_version = ${version - 1}`);
+  });
+  await expectXmlMatchesBodies(reopened, opened.bookId, NAMES);
 });
 
 test('card without XML form still returned', async () => {
-  const { storage, dir, bookId } = opened;
-  await storage.close();
-  const file = join(dir, 'cardinal.sqlite3');
-  // A row changed outside Cardinal: its XML form is gone, and its neighbours keep theirs.
-  const db = new Database(file);
-  db.prepare('UPDATE cards SET xml = NULL WHERE name IN (?, ?)').run(NAMES[1], NAMES[3]);
-  db.close();
-
-  const reopened = reopen(file);
-  await expectXmlMatchesBodies(reopened, bookId, NAMES);
-  const [card] = await reopened.getCardXml(bookId, [NAMES[3]]);
+  // Two rows lose their XML form, and their neighbours keep theirs.
+  const reopened = await changeOutside((db) => {
+    db.prepare('UPDATE cards SET xml = NULL WHERE name IN (?, ?)').run(NAMES[1], NAMES[3]);
+  });
+  await expectXmlMatchesBodies(reopened, opened.bookId, NAMES);
+  const [card] = await reopened.getCardXml(opened.bookId, [NAMES[3]]);
   expect(card.name).toBe(NAMES[3]);
 });
