@@ -74,12 +74,12 @@ export const NO_CHILDREN: XmlElement[] = Object.freeze([]) as unknown as XmlElem
 export const NO_NODES: XmlNode[] = Object.freeze([]) as unknown as XmlNode[];
 
 /**
- * Maximum length, in characters, of a body kept whole until close, so that
+ * Maximum length, in characters, of a body buffered whole until close, so that
  * parseSimpleXml can build its tree without saxes. That is a multiget of
  * about 11,000 hrefs of 90 characters. A larger body goes to saxes piece by
  * piece, so it is still never held whole.
  */
-const MAX_KEPT_CHARACTERS = 1_000_000;
+const MAX_BUFFERED_CHARACTERS = 1_000_000;
 
 /** Adds an element to its parent's children and nodes, as both parsers build them. */
 export function appendElement(parent: XmlElement, element: XmlElement): void {
@@ -100,8 +100,8 @@ export function parseXml(body: string): XmlElement {
 /**
  * Builds the tree of a body that arrives in pieces, so that a large body is
  * never held whole as bytes or as one string. Errors are XmlError, thrown by
- * the write or close that finds them. A body of up to maxKeptCharacters is
- * kept until close and parsed by parseSimpleXml, and by saxes only when that
+ * the write or close that finds them. A body of up to maxBufferedCharacters is
+ * buffered until close and parsed by parseSimpleXml, and by saxes only when that
  * declines, so its errors are all thrown by close.
  * NOTE: when such a body has an XML error and, further on, bytes invalid in
  * its encoding, readXmlBody reports the encoding error, because decoding
@@ -109,9 +109,9 @@ export function parseXml(body: string): XmlElement {
  */
 export class XmlTreeParser {
   private readonly parser = new SaxesParser({ xmlns: true });
-  /** The pieces written so far, until their total passes maxKeptCharacters and they go to saxes. */
-  private keptPieces: string[] | undefined;
-  private keptCharacters = 0;
+  /** The pieces written so far, until their total passes maxBufferedCharacters and they go to saxes. */
+  private bufferedPieces: string[] | undefined;
+  private bufferedCharacters = 0;
   private readonly stack: XmlElement[] = [];
   /** One string per distinct local name, so that the elements of a large body share them. */
   private readonly localNames = new Map<string, string>();
@@ -120,9 +120,9 @@ export class XmlTreeParser {
   private attributeCount = 0;
   private elementAttributeCount = 0;
 
-  /** @param maxKeptCharacters 0 sends every piece to saxes as it is written. */
-  constructor(private readonly maxKeptCharacters = MAX_KEPT_CHARACTERS) {
-    if (maxKeptCharacters > 0) this.keptPieces = [];
+  /** @param maxBufferedCharacters 0 sends every piece to saxes as it is written. */
+  constructor(private readonly maxBufferedCharacters = MAX_BUFFERED_CHARACTERS) {
+    if (maxBufferedCharacters > 0) this.bufferedPieces = [];
     const parser = this.parser;
     parser.on('doctype', () => {
       throw new XmlError('DOCTYPE declarations are not allowed');
@@ -181,27 +181,27 @@ export class XmlTreeParser {
   }
 
   write(text: string): void {
-    const kept = this.keptPieces;
-    if (kept !== undefined) {
-      if (this.keptCharacters + text.length <= this.maxKeptCharacters) {
-        kept.push(text);
-        this.keptCharacters += text.length;
+    const buffered = this.bufferedPieces;
+    if (buffered !== undefined) {
+      if (this.bufferedCharacters + text.length <= this.maxBufferedCharacters) {
+        buffered.push(text);
+        this.bufferedCharacters += text.length;
         return;
       }
-      this.keptPieces = undefined;
-      for (const piece of kept) this.writeToSaxes(piece);
+      this.bufferedPieces = undefined;
+      for (const piece of buffered) this.writeToSaxes(piece);
     }
     this.writeToSaxes(text);
   }
 
   close(): XmlElement {
-    const kept = this.keptPieces;
-    if (kept !== undefined) {
-      this.keptPieces = undefined;
-      const tree = parseSimpleXml(kept.length === 1 ? kept[0] : kept.join(''));
+    const buffered = this.bufferedPieces;
+    if (buffered !== undefined) {
+      this.bufferedPieces = undefined;
+      const tree = parseSimpleXml(buffered.length === 1 ? buffered[0] : buffered.join(''));
       if (tree !== undefined) return tree;
       // saxes gets the same pieces as without the fast path, so its errors do not change.
-      for (const piece of kept) this.writeToSaxes(piece);
+      for (const piece of buffered) this.writeToSaxes(piece);
     }
     this.guard(() => this.parser.close());
     if (!this.root) throw new XmlError('the body contains no XML element');

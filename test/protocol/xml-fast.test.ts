@@ -34,8 +34,8 @@ function parseWithSaxes(pieces: string | string[]): Outcome {
 }
 
 /** Parses through the default XmlTreeParser, which tries parseSimpleXml first. */
-function parseWithDefault(pieces: string | string[], maxKeptCharacters?: number): Outcome {
-  const parser = new XmlTreeParser(maxKeptCharacters);
+function parseWithDefault(pieces: string | string[], maxBufferedCharacters?: number): Outcome {
+  const parser = new XmlTreeParser(maxBufferedCharacters);
   try {
     for (const piece of typeof pieces === 'string' ? [pieces] : pieces) parser.write(piece);
     return { tree: parser.close() };
@@ -481,7 +481,7 @@ describe('DAV bodies take the fast path', () => {
   });
 });
 
-describe('XmlTreeParser with kept pieces', () => {
+describe('XmlTreeParser with buffered pieces', () => {
   const body = benchmarkMultiget();
   const pieces = Array.from({ length: Math.ceil(body.length / 4096) }, (_, i) => body.slice(i * 4096, (i + 1) * 4096));
 
