@@ -52,56 +52,70 @@ export function statusResponseXml(href: string, status: number, error?: string):
 }
 
 /**
- * Length in characters at which a response body is written out, and at which
- * producers of responses yield their text. With one chunk per page of 500
- * cards (about 750 KB), a multiget of 100,000 cards peaked at 270 MB of
- * resident memory. With this length it peaked at 180 MB. Which part of V8's
- * garbage collection kept the larger chunks was not measured.
+ * Largest piece of a response body, in bytes or characters. Producers of
+ * responses hand over a piece when it reaches this size and at the end of
+ * each page they read from storage. A sync-collection of 1,000 changes at N = 100,000
+ * had gone out in 16 pieces of 16 KB, and the server took a median of 2.4 ms
+ * for it. In one piece it took 1.5 to 1.7 ms. With pieces of up to 512 KB, two
+ * multigets of all 100,000 cards peaked at 139 MB of resident memory, against
+ * 135 MB with pieces of 16 KB.
  */
-export const CHUNK_CHARS = 16384;
-
+export const PIECE_LIMIT = 1024 * 1024;
+/** Characters of text collected before they are encoded into the piece. */
+const TEXT_RUN = 16384;
 /**
- * Joins text and bytes into pieces of about CHUNK_CHARS bytes, written
- * straight into one buffer per piece. Stored card bytes are copied once, and
- * no string of a whole response is built and encoded again.
+ * Joins text and bytes into pieces of at most about PIECE_LIMIT bytes. Stored
+ * card bytes are referenced until the piece is taken and then copied once,
+ * into a buffer of the piece's exact size, and no string of a whole response
+ * is built and encoded again. A multiget of 500 cards had grown a buffer by
+ * doubling, allocating twice its 742 KB outside V8's heap, and such
+ * allocations make V8 start full collections: 7 per 100 multigets, and 4
+ * with pieces of the exact size.
  */
 export class ByteChunks {
-  private buffer = Buffer.alloc(0);
-  private length = 0;
+  private parts: Uint8Array[] = [];
+  private size = 0;
+  /**
+   * Text added since it was last encoded. Joining strings is cheap in V8,
+   * and encoding a run of them in one call, instead of one call per value,
+   * took a sync-collection of 1,000 changes from 2.8 to 2.6 ms.
+   */
+  private pending = '';
 
-  /** Adds text as UTF-8. */
+  /** Adds text, encoded as UTF-8. */
   text(text: string): void {
-    // UTF-8 takes at most 3 bytes for each UTF-16 code unit.
-    this.reserve(3 * text.length);
-    this.length += this.buffer.write(text, this.length, 'utf8');
+    this.pending += text;
+    if (this.pending.length >= TEXT_RUN) this.encodePending();
   }
 
+  /** Adds bytes, which must stay unchanged until the piece is taken. */
   bytes(data: Uint8Array): void {
-    this.reserve(data.length);
-    this.buffer.set(data, this.length);
-    this.length += data.length;
+    this.encodePending();
+    this.parts.push(data);
+    this.size += data.length;
   }
 
-  /** Whether a piece is ready to go out. */
+  /** Whether the piece has reached PIECE_LIMIT. */
   get full(): boolean {
-    return this.length >= CHUNK_CHARS;
+    return this.size + this.pending.length >= PIECE_LIMIT;
   }
 
   /** Returns what was added since the last take, or undefined when nothing was. */
   take(): Buffer | undefined {
-    if (this.length === 0) return undefined;
-    const piece = this.buffer.subarray(0, this.length);
-    this.buffer = Buffer.alloc(0);
-    this.length = 0;
+    this.encodePending();
+    if (this.size === 0) return undefined;
+    const piece = Buffer.concat(this.parts, this.size);
+    this.parts = [];
+    this.size = 0;
     return piece;
   }
 
-  private reserve(size: number): void {
-    if (this.length + size <= this.buffer.length) return;
-    // Room for two pieces, so that a piece is rarely copied to a larger buffer.
-    const larger = Buffer.allocUnsafe(Math.max(2 * CHUNK_CHARS, 2 * (this.length + size)));
-    larger.set(this.buffer.subarray(0, this.length));
-    this.buffer = larger;
+  private encodePending(): void {
+    if (this.pending === '') return;
+    const encoded = Buffer.from(this.pending, 'utf8');
+    this.pending = '';
+    this.parts.push(encoded);
+    this.size += encoded.length;
   }
 }
 
@@ -116,7 +130,7 @@ export function sendMultistatus(ctx: Koa.Context, responses: AsyncIterable<strin
     yield `${XML_HEADER}<d:multistatus ${XMLNS_DECLARATIONS}>`;
     let batch = '';
     for await (const response of responses) {
-      // Bytes are already in pieces of about CHUNK_CHARS and go out as they are, after the text before them.
+      // Bytes come in pieces already and go out as they are, after the text before them.
       if (typeof response !== 'string') {
         if (batch !== '') yield batch;
         batch = '';
@@ -124,7 +138,7 @@ export function sendMultistatus(ctx: Koa.Context, responses: AsyncIterable<strin
         continue;
       }
       batch += response;
-      if (batch.length >= CHUNK_CHARS) {
+      if (batch.length >= TEXT_RUN) {
         yield batch;
         batch = '';
       }

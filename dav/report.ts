@@ -89,8 +89,8 @@ function conversionFailure(dc: DavContext, resource: BookResource, href: string,
 }
 
 /**
- * Collects the responses of a report into pieces of bytes of about
- * CHUNK_CHARS. The XML form of a stored card is copied in as it is (see
+ * Collects the responses of a report into pieces of bytes of at most about
+ * PIECE_LIMIT. The XML form of a stored card is copied in as it is (see
  * CardXml).
  */
 export interface ReportWriter {
@@ -100,7 +100,7 @@ export interface ReportWriter {
   status(href: string, status: number, error?: string): void;
   /** Returns the collected responses once they fill a piece, and undefined until then. */
   full(): Buffer | undefined;
-  /** Returns the responses collected since the last piece, or undefined when there are none. */
+  /** Returns the responses collected since the last piece, or undefined when there are none; called at the end of each page. */
   rest(): Buffer | undefined;
 }
 
@@ -178,9 +178,9 @@ async function multiget(dc: DavContext, resource: BookResource, root: XmlElement
         const piece = out.full();
         if (piece !== undefined) yield piece;
       }
+      const rest = out.rest();
+      if (rest !== undefined) yield rest;
     }
-    const rest = out.rest();
-    if (rest !== undefined) yield rest;
   }
   sendMultistatus(dc.ctx, await prefetchFirst(responses()));
 }
@@ -240,6 +240,8 @@ async function syncCollection(dc: DavContext, resource: BookResource, root: XmlE
         const piece = out.full();
         if (piece !== undefined) yield piece;
       }
+      const rest = out.rest();
+      if (rest !== undefined) yield rest;
       seq = later ? book.syncSeq : page.seq;
       remaining -= changes.length;
       if (later || !page.truncated) break;

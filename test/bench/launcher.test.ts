@@ -23,7 +23,7 @@ describe('bin/cardinal.js first line', () => {
   test('benchmark reads what it sets', () => {
     expect(readShebang(CLI)).toEqual({
       env: { MALLOC_MMAP_THRESHOLD_: '1048576' },
-      nodeOptions: ['--max-semi-space-size=4', '--initial-old-space-size=32'],
+      nodeOptions: ['--max-semi-space-size=4', '--initial-old-space-size=32', '--no-allocation-site-pretenuring'],
     });
   });
 
@@ -50,6 +50,7 @@ describe('bin/cardinal.js first line', () => {
       expect(commandLine).toContain(CLI);
       expect(commandLine).toContain('--max-semi-space-size=4');
       expect(commandLine).toContain('--initial-old-space-size=32');
+      expect(commandLine).toContain('--no-allocation-site-pretenuring');
       expect(readProcList(pid, 'environ')).toContain('MALLOC_MMAP_THRESHOLD_=1048576');
     } finally {
       server.kill('SIGTERM');

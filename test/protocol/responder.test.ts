@@ -2,7 +2,7 @@
  * The template that builds card responses of listings and reports gives the
  * same XML as building each response on its own, for every shape of request.
  */
-import { ByteChunks } from '../../dav/multistatus';
+import { ByteChunks, PIECE_LIMIT } from '../../dav/multistatus';
 import { cardResponse, cardWriter, memberHrefs, type CardWriter, type PropRequest } from '../../dav/propfind';
 import type { PropertyContext } from '../../dav/props';
 import type { CardMeta, User } from '../../storage/types';
@@ -97,4 +97,40 @@ test('member hrefs of a collection with markup are escaped', () => {
   const request: PropRequest = { kind: 'prop', names: [name(DAV, 'getetag')] };
   const xml = written(cardWriter(context, alice, request, false, memberHrefs(base)), `${base}a.vcf`, cards[0]).toString();
   expect(xml).toContain('<d:href>/dav/addressbooks/alice/a&amp;b/a.vcf</d:href>');
+});
+
+describe('pieces of bytes', () => {
+  test('order and UTF-8 across text runs', () => {
+    const out = new ByteChunks();
+    const expected: Buffer[] = [];
+    const add = (value: string | Buffer) => {
+      if (typeof value === 'string') out.text(value);
+      else out.bytes(value);
+      expected.push(typeof value === 'string' ? Buffer.from(value, 'utf8') : value);
+    };
+    // Runs longer than the text that is collected before encoding, with letters of two, three and four bytes.
+    for (let i = 0; i < 3000; i++) add(`<d:href>/dav/ä/${i}/日本/🙂</d:href>`);
+    add(Buffer.from('BEGIN:VCARD&#13;\n'));
+    add('ü');
+    add(Buffer.alloc(0));
+    add('');
+    const piece = out.take();
+    expect(piece).toEqual(Buffer.concat(expected));
+    expect(out.take()).toBeUndefined();
+  });
+
+  test('full at PIECE_LIMIT bytes', () => {
+    const out = new ByteChunks();
+    const block = Buffer.alloc(64 * 1024, 0x61);
+    let added = 0;
+    while (!out.full) {
+      out.bytes(block);
+      added += block.length;
+    }
+    expect(added).toBe(PIECE_LIMIT);
+    out.text('x');
+    const piece = out.take()!;
+    expect(piece.length).toBe(PIECE_LIMIT + 1);
+    expect(out.full).toBe(false);
+  });
 });
