@@ -39,6 +39,13 @@ export interface MetricResult {
 export interface RunPlan {
   /** Runs of each request measurement. */
   runs: number;
+  /**
+   * Untimed runs before the runs of each request measurement, for every server alike, so that the
+   * median describes a server that has been running, not one that has just started.
+   */
+  warmups: number;
+  /** No further untimed run starts after they have taken this long, in seconds. */
+  warmupSeconds: number;
   /** Runs of the bulk upload and of vdirsyncer's initial sync. */
   uploadRuns: number;
   /** No further run of a measurement starts after its runs have taken this long, in seconds. */
@@ -102,8 +109,10 @@ function elapsedSeconds(started: number): number {
 }
 
 /**
- * Runs `once` up to `runs` times and returns its values. No run starts after the runs so far
- * have taken `budgetSeconds`, so a slow server gets fewer runs, and the note records that.
+ * Runs `warmUp` (by default `once`) up to state.plan.warmups times, untimed,
+ * and then `once` up to `runs` times, and returns the values of the later
+ * runs. Neither kind of run starts after the runs of its kind so far have taken
+ * their time budget, so a slow server gets fewer runs, and the note records that.
  */
 export async function repeat(
   label: string,
@@ -111,7 +120,16 @@ export async function repeat(
   runs: number,
   once: (run: number) => Promise<number>,
   format: (value: number) => string,
+  warmUp: () => Promise<unknown> = () => once(0),
 ): Promise<MetricResult> {
+  const { warmups, warmupSeconds } = state.plan;
+  const warming = performance.now();
+  for (let run = 1; run <= warmups; run++) {
+    const value = await warmUp();
+    const suffix = typeof value === 'number' ? `: ${format(value)}` : '';
+    state.log(`${state.server.kind}: ${label}, untimed run ${run}/${warmups}${suffix}`);
+    if (elapsedSeconds(warming) > warmupSeconds) break;
+  }
   const values: number[] = [];
   const started = performance.now();
   for (let run = 1; run <= runs; run++) {
@@ -283,12 +301,20 @@ export async function measureSyncInitial(state: BookState): Promise<MetricResult
  */
 export async function measureSyncDelta(state: BookState, changes: number, label: string): Promise<MetricResult> {
   if (state.syncToken === undefined) await syncOnce(state, undefined);
-  return repeat(label, state, state.plan.runs, async () => {
-    await state.editCards(changes);
-    const { seconds, responses } = await syncOnce(state, state.syncToken);
-    checkCount(label, state.server, responses, changes, true);
-    return seconds;
-  }, formatSeconds);
+  return repeat(
+    label,
+    state,
+    state.plan.runs,
+    async () => {
+      await state.editCards(changes);
+      const { seconds, responses } = await syncOnce(state, state.syncToken);
+      checkCount(label, state.server, responses, changes, true);
+      return seconds;
+    },
+    formatSeconds,
+    // An untimed run syncs from the latest token without changing cards first.
+    async () => (await syncOnce(state, state.syncToken)).seconds,
+  );
 }
 
 /** Cards whose FN or EMAIL contains the needle, compared without case. */

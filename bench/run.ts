@@ -42,6 +42,10 @@ Options:
   --servers LIST         servers to run, from cardinal,radicale,xandikos (default all three)
   --quick                N = 200 and every measurement once; a smoke test
   --runs R               runs of each request measurement (default 5)
+  --warmup W             untimed runs before the runs of each request measurement, for every
+                         server (default 10; 1 with --quick; 0 for none)
+  --warmup-budget SECONDS
+                         no further untimed run starts after they took this long (default 10)
   --upload-runs R        runs of the bulk PUT and of vdirsyncer's initial sync (default 3)
   --budget SECONDS       no further run of a measurement starts after its runs took this long (default 120)
   --peer-upload-budget SECONDS
@@ -82,6 +86,13 @@ function parseList(text: string, name: string): string[] {
   return items;
 }
 
+function parseCount(text: string | undefined, name: string, fallback: number): number {
+  if (text === undefined) return fallback;
+  const value = Number(text.replace(/_/g, ''));
+  if (!Number.isInteger(value) || value < 0) throw new UsageError(`invalid --${name}: ${text}; use a whole number, 0 or more`);
+  return value;
+}
+
 function parsePositive(text: string | undefined, name: string, fallback: number): number {
   if (text === undefined) return fallback;
   const value = Number(text.replace(/_/g, ''));
@@ -97,6 +108,8 @@ export function parseOptions(argv: string[]): BenchOptions | undefined {
       servers: { type: 'string' },
       quick: { type: 'boolean', default: false },
       runs: { type: 'string' },
+      warmup: { type: 'string' },
+      'warmup-budget': { type: 'string' },
       'upload-runs': { type: 'string' },
       budget: { type: 'string' },
       'peer-upload-budget': { type: 'string' },
@@ -137,6 +150,8 @@ export function parseOptions(argv: string[]): BenchOptions | undefined {
     servers: SERVER_KINDS.filter((kind) => servers.includes(kind)),
     plan: {
       runs: Math.round(parsePositive(values.runs, 'runs', defaultRuns)),
+      warmups: parseCount(values.warmup, 'warmup', quick ? 1 : 10),
+      warmupSeconds: parsePositive(values['warmup-budget'], 'warmup-budget', 10),
       uploadRuns: Math.round(parsePositive(values['upload-runs'], 'upload-runs', quick ? 1 : 3)),
       budgetSeconds: parsePositive(values.budget, 'budget', 120),
       peerUploadBudgetSeconds: parsePositive(values['peer-upload-budget'], 'peer-upload-budget', 120),
@@ -288,7 +303,7 @@ export async function runBenchmark(options: BenchOptions, argv: string[]): Promi
     `Commit: ${await commitOf(options.cardinal.root)}${options.cardinal.root === REPO_ROOT ? '' : ` (Cardinal from ${options.cardinal.root})`}`,
     `Machine: ${describeMachine()}`,
     `Servers: ${options.servers.map((kind) => `${kind} ${versions.get(kind) ?? ''}`.trim()).join('; ')}`,
-    `Runs: ${options.plan.runs} per request measurement, ${options.plan.uploadRuns} per upload and initial vdirsyncer sync; medians shown`,
+    `Runs: ${options.plan.runs} per request measurement after up to ${options.plan.warmups} untimed ones (at most ${options.plan.warmupSeconds} s of them), ${options.plan.uploadRuns} per upload and initial vdirsyncer sync; medians shown`,
     `Load average (1 min): ${loadAtStart.toFixed(2)} at the start, ${os.loadavg()[0].toFixed(2)} at the end`,
   ];
   return [...header.map((line) => `- ${line}`), '', renderTables(results, options.servers), '#### Targets', '', renderTargets(results), ''].join(

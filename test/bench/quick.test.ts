@@ -65,10 +65,20 @@ describe('benchmark quick mode', () => {
     expect(result.stderr).toContain('N=200 cardinal: bulk PUT, run 1/1');
   });
 
+  test('untimed run before timed ones', () => {
+    const lines = result.stderr.split('\n');
+    const untimed = lines.findIndex((line) => line.includes('N=200 cardinal: multiget of 200, untimed run 1/1'));
+    const timed = lines.findIndex((line) => line.includes('N=200 cardinal: multiget of 200, run 1/1'));
+    expect(untimed).toBeGreaterThan(-1);
+    expect(timed).toBeGreaterThan(untimed);
+    expect(lines.some((line) => line.includes('sync-collection after 10 changes, untimed run 1/1'))).toBe(true);
+  });
+
   test('prints record header', () => {
     expect(result.stdout).toMatch(/^- Command: node dist\/bench\/run\.js --quick --servers cardinal$/m);
     expect(result.stdout).toMatch(/^- Commit: \S+/m);
     expect(result.stdout).toMatch(/^- Machine: .+ cores/m);
+    expect(result.stdout).toMatch(/^- Runs: 1 per request measurement after up to 1 untimed ones/m);
   });
 
   test('prints table for N = 200', () => {
