@@ -54,24 +54,20 @@ export function statusResponseXml(href: string, status: number, error?: string):
 /**
  * Largest piece of a response body, in bytes or characters. Producers of
  * responses hand over a piece when it reaches this size and at the end of
- * each page they read from storage. A sync-collection of 1,000 changes at
- * N = 100,000 had gone out in 16 pieces of 16 KB, and the server took a median
- * of 2.4 ms for it. In one piece it took 1.5 to 1.7 ms, and in two pieces of up
- * to 256 KB the same. Two multigets of all 100,000 cards peaked at 126 MB of
- * resident memory with pieces of up to 256 KB, and at 134 MB with pieces of up
- * to 1 MB.
+ * each page they read from storage. The server took a median of 2.4 ms for a
+ * sync-collection of 1,000 changes at N = 100,000 in pieces of 16 KB, and 1.5
+ * to 1.7 ms with one piece per page. Two multigets of all 100,000 cards peaked
+ * at 126 MB of resident memory with this limit and at 134 MB with 1 MB.
  */
 export const PIECE_LIMIT = 256 * 1024;
 /** Characters of text collected before they are encoded into the piece. */
 const TEXT_RUN = 16384;
 /**
  * Joins text and bytes into pieces of at most about PIECE_LIMIT bytes. Stored
- * card bytes are referenced until the piece is taken and then copied once,
- * into a buffer of the piece's exact size, and no string of a whole response
- * is built and encoded again. A multiget of 500 cards had grown a buffer by
- * doubling, allocating twice its 742 KB outside V8's heap, and such
- * allocations make V8 start full collections: 7 per 100 multigets, and 4
- * with pieces of the exact size.
+ * card bytes are kept by reference and copied once, into a buffer of the
+ * piece's exact size. Growing a buffer by doubling had allocated twice as much
+ * memory outside V8's heap, which makes V8 start full collections: 7 per 100
+ * multigets of 500 cards, against 4 with exact sizes.
  */
 export class ByteChunks {
   private parts: Uint8Array[] = [];
@@ -125,7 +121,6 @@ export class ByteChunks {
  * book is written as it is read and never held in memory whole. `trailer` is
  * written after the last response (a sync-token, for example).
  */
-
 export function sendMultistatus(ctx: Koa.Context, responses: AsyncIterable<string | Buffer>, trailer?: () => string): void {
   async function* body(): AsyncGenerator<string | Buffer> {
     yield `${XML_HEADER}<d:multistatus ${XMLNS_DECLARATIONS}>`;

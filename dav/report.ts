@@ -100,7 +100,7 @@ export interface ReportWriter {
   status(href: string, status: number, error?: string): void;
   /** Returns the collected responses once they fill a piece, and undefined until then. */
   full(): Buffer | undefined;
-  /** Returns the responses collected since the last piece, or undefined when there are none; called at the end of each page. */
+  /** Returns the responses collected since the last piece, or undefined when there are none. Producers call it at the end of each page. */
   rest(): Buffer | undefined;
 }
 
