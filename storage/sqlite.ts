@@ -224,6 +224,30 @@ export const READER_CACHE_KIB = 2048;
 /** Writes committed together at most; more wait for the next turn of the event loop. */
 const GROUP_COMMIT_MAX = 64;
 
+/**
+ * How long a write transaction is tried again after SQLite reported the
+ * database busy, and the longest wait between two tries. SQLite's busy
+ * timeout does not cover every case: while the checkpoint worker copied the
+ * log, BEGIN IMMEDIATE on the server's connection failed with SQLITE_BUSY
+ * after 16 to 81 ms, whatever the timeout. A failed transaction has rolled
+ * back, so trying it again from the start is safe.
+ */
+const BUSY_RETRY_MS = 10_000;
+const BUSY_RETRY_MAX_DELAY_MS = 50;
+
+/** Returns whether SQLite gave up on a lock that another connection held (SQLITE_BUSY and its extended codes). */
+function isBusy(error: unknown): boolean {
+  // The code, not the class: better-sqlite3's native part keeps the error class of the first copy of the module loaded.
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && code.startsWith('SQLITE_BUSY');
+}
+
+function busyRetryDelay(attempt: number): number {
+  return Math.min(BUSY_RETRY_MAX_DELAY_MS, 2 ** attempt);
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
 interface GroupedWrite {
   fn: () => unknown;
   resolve: (value: unknown) => void;
@@ -339,8 +363,21 @@ export class SqliteStorage implements Storage {
     return statement;
   }
 
-  private write<T>(fn: () => T): T {
+  private writeOnce<T>(fn: () => T): T {
     return this.transaction.immediate(fn) as T;
+  }
+
+  /** Runs `fn` in an IMMEDIATE transaction, tried again while SQLite reports the database busy. */
+  private async write<T>(fn: () => T): Promise<T> {
+    const started = Date.now();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return this.writeOnce(fn);
+      } catch (error) {
+        if (!isBusy(error) || Date.now() - started >= BUSY_RETRY_MS || this.closed) throw error;
+      }
+      await sleep(busyRetryDelay(attempt));
+    }
   }
 
   /**
@@ -361,9 +398,13 @@ export class SqliteStorage implements Storage {
   private commitGroup(): void {
     const group = this.grouped.splice(0, GROUP_COMMIT_MAX);
     if (this.grouped.length > 0) setImmediate(() => this.commitGroup());
+    this.commitWrites(group, Date.now(), 0);
+  }
+
+  private commitWrites(group: GroupedWrite[], started: number, attempt: number): void {
     const outcomes: Array<{ value?: unknown; error?: unknown; failed: boolean }> = [];
     try {
-      this.write(() => {
+      this.writeOnce(() => {
         for (const write of group) {
           try {
             outcomes.push({ value: this.transaction(write.fn), failed: false });
@@ -376,6 +417,10 @@ export class SqliteStorage implements Storage {
         }
       });
     } catch (error) {
+      if (isBusy(error) && Date.now() - started < BUSY_RETRY_MS && !this.closed) {
+        setTimeout(() => this.commitWrites(group, started, attempt + 1), busyRetryDelay(attempt));
+        return;
+      }
       for (const write of group) write.reject(error);
       return;
     }
@@ -409,9 +454,14 @@ export class SqliteStorage implements Storage {
 
   /** Raises UserExistsError when the name is taken, also when another process created it after the caller checked. */
   async createUser(name: string, passwordHash: string | null): Promise<User> {
-    const row = this.stmt(
-      'INSERT INTO users (name, password_hash, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING RETURNING *',
-    ).get(name, passwordHash, Date.now()) as Row | undefined;
+    const row = await this.write(
+      () =>
+        this.stmt('INSERT INTO users (name, password_hash, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING RETURNING *').get(
+          name,
+          passwordHash,
+          Date.now(),
+        ) as Row | undefined,
+    );
     if (!row) throw new UserExistsError(name);
     return toUser(row);
   }
@@ -431,7 +481,7 @@ export class SqliteStorage implements Storage {
   }
 
   async setPassword(name: string, passwordHash: string): Promise<boolean> {
-    return this.stmt('UPDATE users SET password_hash = ? WHERE name = ?').run(passwordHash, name).changes > 0;
+    return this.write(() => this.stmt('UPDATE users SET password_hash = ? WHERE name = ?').run(passwordHash, name).changes > 0);
   }
 
   async removeUser(name: string): Promise<boolean> {
@@ -444,10 +494,14 @@ export class SqliteStorage implements Storage {
 
   async createBook(ownerId: number, slug: string, displayName: string, description = ''): Promise<AddressBook | undefined> {
     const now = Date.now();
-    const row = this.stmt(
-      `INSERT INTO books (uuid, owner_id, slug, display_name, description, sync_seq, created_at, modified_at)
-       VALUES (?, ?, ?, ?, ?, 0, ?, ?) ON CONFLICT (owner_id, slug) DO NOTHING RETURNING *`,
-    ).get(randomUUID(), ownerId, slug, displayName, description, now, now) as Row | undefined;
+    const uuid = randomUUID();
+    const row = await this.write(
+      () =>
+        this.stmt(
+          `INSERT INTO books (uuid, owner_id, slug, display_name, description, sync_seq, created_at, modified_at)
+           VALUES (?, ?, ?, ?, ?, 0, ?, ?) ON CONFLICT (owner_id, slug) DO NOTHING RETURNING *`,
+        ).get(uuid, ownerId, slug, displayName, description, now, now) as Row | undefined,
+    );
     return row && toBook(row);
   }
 
@@ -461,7 +515,7 @@ export class SqliteStorage implements Storage {
   }
 
   async updateBook(bookId: number, changes: BookChanges): Promise<void> {
-    this.write(() => {
+    await this.write(() => {
       for (const [name, value] of changes.properties ?? []) {
         if (value === null) this.stmt('DELETE FROM book_props WHERE book_id = ? AND name = ?').run(bookId, name);
         else {
@@ -488,7 +542,7 @@ export class SqliteStorage implements Storage {
   async deleteBook(bookId: number): Promise<void> {
     // NOTE: one statement removes the book with all its cards, and no other request is served meanwhile:
     // 8 s for a book of 100,000 cards on the benchmark machine.
-    this.stmt('DELETE FROM books WHERE id = ?').run(bookId);
+    await this.write(() => this.stmt('DELETE FROM books WHERE id = ?').run(bookId));
   }
 
   async listVisibleBooks(userId: number): Promise<VisibleBook[]> {
@@ -531,15 +585,19 @@ export class SqliteStorage implements Storage {
 
   async grant(bookId: number, grantee: Grantee, access: 'read' | 'write', mount: string): Promise<void> {
     const granteeId = grantee.kind === 'everyone' ? 0 : grantee.id;
-    this.stmt(
-      `INSERT INTO grants (book_id, grantee_kind, grantee_id, access, mount) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT (book_id, grantee_kind, grantee_id) DO UPDATE SET access = excluded.access, mount = excluded.mount`,
-    ).run(bookId, grantee.kind, granteeId, access, mount);
+    await this.write(() =>
+      this.stmt(
+        `INSERT INTO grants (book_id, grantee_kind, grantee_id, access, mount) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (book_id, grantee_kind, grantee_id) DO UPDATE SET access = excluded.access, mount = excluded.mount`,
+      ).run(bookId, grantee.kind, granteeId, access, mount),
+    );
   }
 
   async revoke(bookId: number, grantee: Grantee): Promise<boolean> {
     const granteeId = grantee.kind === 'everyone' ? 0 : grantee.id;
-    return this.stmt('DELETE FROM grants WHERE book_id = ? AND grantee_kind = ? AND grantee_id = ?').run(bookId, grantee.kind, granteeId).changes > 0;
+    return this.write(
+      () => this.stmt('DELETE FROM grants WHERE book_id = ? AND grantee_kind = ? AND grantee_id = ?').run(bookId, grantee.kind, granteeId).changes > 0,
+    );
   }
 
   async listGrants(bookId: number): Promise<BookGrant[]> {
@@ -562,9 +620,9 @@ export class SqliteStorage implements Storage {
   }
 
   async createGroup(name: string, source: GroupSource = 'local'): Promise<Group | undefined> {
-    const row = this.stmt('INSERT INTO groups (name, source) VALUES (?, ?) ON CONFLICT (name) DO NOTHING RETURNING *').get(name, source) as
-      | Row
-      | undefined;
+    const row = await this.write(
+      () => this.stmt('INSERT INTO groups (name, source) VALUES (?, ?) ON CONFLICT (name) DO NOTHING RETURNING *').get(name, source) as Row | undefined,
+    );
     return row && toGroup(row);
   }
 
@@ -603,7 +661,7 @@ export class SqliteStorage implements Storage {
   }
 
   async setGroupMembers(groupId: number, userIds: number[]): Promise<void> {
-    this.write(() => {
+    await this.write(() => {
       this.stmt('DELETE FROM group_members WHERE group_id = ?').run(groupId);
       const insert = this.stmt('INSERT INTO group_members (group_id, user_id) VALUES (?, ?) ON CONFLICT DO NOTHING');
       for (const userId of userIds) insert.run(groupId, userId);
@@ -801,7 +859,9 @@ export class SqliteStorage implements Storage {
     const results: PutResult[] = [];
     const rollback = new Error('rollback');
     try {
-      this.write(() => {
+      await this.write(() => {
+        // A busy database makes the transaction run again from the start.
+        results.length = 0;
         for (const write of writes) {
           const result = this.putCardInTransaction(write.bookId, write.input, write.condition);
           results.push(result);
@@ -893,7 +953,7 @@ export class SqliteStorage implements Storage {
     const rollback = new Error('rollback');
     let failure: ApplyResult | undefined;
     try {
-      return this.write((): ApplyResult => {
+      return await this.write((): ApplyResult => {
         const book = this.stmt('SELECT sync_seq FROM books WHERE id = ?').get(bookId) as Row | undefined;
         if (!book) return { kind: 'book-missing' };
         const currentSeq = book.sync_seq as number;
@@ -955,7 +1015,7 @@ export class SqliteStorage implements Storage {
   }
 
   async setDirectoryAccountActive(userId: number, active: boolean): Promise<void> {
-    this.stmt('UPDATE directory_accounts SET active = ?, updated_at = ? WHERE user_id = ?').run(active ? 1 : 0, Date.now(), userId);
+    await this.write(() => this.stmt('UPDATE directory_accounts SET active = ?, updated_at = ? WHERE user_id = ?').run(active ? 1 : 0, Date.now(), userId));
   }
 
   async listDirectoryAccounts(): Promise<DirectoryAccount[]> {
