@@ -264,7 +264,8 @@ export async function measureMultiget(state: BookState): Promise<MetricResult> {
   return result;
 }
 
-function syncBody(token: string | undefined): string {
+/** Returns the sync-collection request the benchmark sends: getetag from `token`, or from the start without one. */
+export function syncBody(token: string | undefined): string {
   const tokenElement = token === undefined ? '<D:sync-token/>' : `<D:sync-token>${escapeXml(token)}</D:sync-token>`;
   return (
     '<?xml version="1.0" encoding="utf-8"?><D:sync-collection xmlns:D="DAV:">' +
