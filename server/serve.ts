@@ -69,6 +69,13 @@ export async function startServer(config: Config): Promise<void> {
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `${tls ? 'https' : 'http'}://${host}:${port}/`;
   logger.info({ url, database: databasePath(config) }, 'listening');
+  // A book removal that a stopped process left half done goes on in the background.
+  storage.finishRemovals().then(
+    (books) => {
+      if (books > 0) logger.info({ books }, 'finished removing address books');
+    },
+    (error: unknown) => logger.error({ err: error }, 'finishing address book removals failed'),
+  );
   const directorySync =
     config.ldap.url !== '' && config.ldap.syncIntervalSeconds > 0 ? scheduleDirectorySync(storage, config, logger) : undefined;
 

@@ -136,6 +136,11 @@ const MIGRATIONS: Migration[] = [
       afterId = rows[rows.length - 1][0];
     }
   },
+  `
+  -- A book whose cards are being deleted in batches. Lookups skip it, and its slug gets a suffix that no
+  -- client-chosen slug can have, so a new book can take the old name at once.
+  ALTER TABLE books ADD COLUMN removing INTEGER NOT NULL DEFAULT 0;
+  `,
 ];
 
 export function migrate(db: Database.Database): void {

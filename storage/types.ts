@@ -252,7 +252,16 @@ export interface Storage {
   updateBook(bookId: number, changes: BookChanges): Promise<void>;
   /** Dead properties set by clients, keyed by Clark name, with their XML content. */
   getBookProperties(bookId: number): Promise<Map<string, string>>;
+  /**
+   * Removes a book with its cards. The book disappears for clients at once, and its cards are
+   * deleted in batches, so that other requests are served meanwhile.
+   */
   deleteBook(bookId: number): Promise<void>;
+  /**
+   * Finishes the removals that a stopped process left half done, and returns how many books it
+   * removed. The server runs it at start.
+   */
+  finishRemovals(): Promise<number>;
 
   /**
    * Lists own books first, then books granted to the user, to a group of theirs or to everyone.
