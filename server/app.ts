@@ -8,6 +8,7 @@ import { DavError } from '../dav/errors';
 import { DAV_HEADER, dispatch } from '../dav/handler';
 import { DAV_ROOT, resolveResource } from '../dav/resource';
 import { clark, errorBody, NS } from '../dav/xml';
+import { isBusy } from '../storage';
 import type { Storage, User } from '../storage/types';
 import type { Config } from './config';
 import { LoginGuard } from './login-guard';
@@ -42,6 +43,9 @@ function sendError(ctx: Koa.Context, error: DavError): void {
     ctx.body = errorBody('{urn:x-cardinal:ns}error', '', error.description ?? ctx.message);
   }
 }
+
+/** Seconds a client is asked to wait before it repeats a request that found the database locked. */
+const BUSY_RETRY_AFTER_SECONDS = 5;
 
 /** Statuses for the errors of Node's HTTP parser that need one other than 400. */
 const CLIENT_ERROR_STATUS: Record<string, number> = {
@@ -166,6 +170,11 @@ export function createApp(options: AppOptions): Koa {
         const full = new DavError(507, SUFFICIENT_DISK_SPACE, `the server's disk is full, so nothing was stored; retry once space is freed (request id ${requestId})`);
         ctx.state.condition = full.condition;
         sendError(ctx, full);
+      } else if (isBusy(error)) {
+        // Another process (the command line, say) kept the database locked for longer than the storage retries.
+        ctx.state.log.error({ err: error, user: ctx.state.user?.name, method: ctx.method, path: ctx.path }, 'request failed: the database stayed locked');
+        sendError(ctx, new DavError(503, undefined, `the database is locked by another process, so nothing was stored; retry later (request id ${requestId})`));
+        ctx.set('Retry-After', String(BUSY_RETRY_AFTER_SECONDS));
       } else {
         ctx.state.log.error({ err: error, user: ctx.state.user?.name, method: ctx.method, path: ctx.path }, 'request failed');
         // A 5xx body names the request id, so an operator can find the logged error, and nothing else.

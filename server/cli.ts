@@ -1,8 +1,8 @@
 import { Command, CommanderError } from 'commander';
-import { openStorage } from '../storage';
+import { isBusy, openStorage } from '../storage';
 import type { Storage } from '../storage/types';
 import { Config, ConfigError, ConfigOverrides, databasePath, loadConfig } from './config';
-import { addBookCommands } from './books';
+import { addBookCommands, finishEarlierRemovals } from './books';
 import { addCrmCommands } from './crm';
 import { addGroupCommands, addShareCommands } from './groups';
 import { addLdapCommands } from '../ldap/cli';
@@ -76,6 +76,7 @@ export function buildProgram(): Command {
   withCommonOptions(user.command('remove <name>').description('remove a user with all of their address books'))
     .action(async (name: string, options: CommonOptions) => {
       await withStorage(options, async (storage) => {
+        await finishEarlierRemovals(storage);
         if (!(await storage.removeUser(name))) throw new UserError(`user ${name} not found`);
         console.log(`removed user ${name}`);
       });
@@ -112,6 +113,11 @@ export async function main(argv: string[]): Promise<void> {
     }
     if (error instanceof ConfigError || error instanceof UserError || (error as Error).name === 'PasswordError') {
       console.error(`cardinal: ${(error as Error).message}`);
+      process.exitCode = 1;
+      return;
+    }
+    if (isBusy(error)) {
+      console.error('cardinal: the database stayed locked by another process (SQLITE_BUSY), so the command stopped; run it again');
       process.exitCode = 1;
       return;
     }

@@ -28,3 +28,5 @@ export function openStorage(config: Config, options: OpenOptions = {}): Storage 
 const BACKGROUND_CHECKPOINT_MS = 1000;
 
 export type { Storage } from './types';
+/** Whether a storage error means that another process kept the database locked. */
+export { isBusy } from './sqlite';
