@@ -45,7 +45,11 @@ export async function handleMkcol(dc: DavContext): Promise<void> {
     }
   }
   const book = await dc.storage.createBook(resource.owner.id, resource.slug, displayName, description);
-  if (!book) throw new DavError(405, undefined, 'a resource already exists at this URL');
+  if (!book) {
+    // RFC 4918 section 9.3.1: 409 when a parent collection is missing, here the home of a user removed meanwhile.
+    if (!(await dc.storage.getUserById(resource.owner.id))) throw new DavError(409, undefined, 'the owner of this address book home was removed');
+    throw new DavError(405, undefined, 'a resource already exists at this URL');
+  }
   dc.log.info({ book: book.id }, 'address book created');
   dc.ctx.set('Location', resource.href);
   dc.ctx.status = 201;

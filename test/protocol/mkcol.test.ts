@@ -59,6 +59,24 @@ describe('MKCOL', () => {
     expect(okProp(book, card('addressbook-description'))?.text).toBe('Our street');
   });
 
+  test('MKCOL by a removed user returns 409', async () => {
+    await app.addUser('carol');
+    const carol = new DavClient(app, 'carol');
+    // The user is removed after the request authenticated and before the book is written.
+    const createBook = app.storage.createBook.bind(app.storage);
+    const spy = jest.spyOn(app.storage, 'createBook').mockImplementation(async (...args) => {
+      await app.storage.removeUser('carol');
+      return createBook(...args);
+    });
+    try {
+      const reply = await carol.mkcol('/dav/addressbooks/carol/late/');
+      expect(reply.status).toBe(409);
+      expect(reply.text).toContain('the owner of this address book home was removed');
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
   test('MKCOL on an existing book returns 405', async () => {
     await alice.createBook(`${HOME}twice/`);
     const reply = await alice.mkcol(`${HOME}twice/`);

@@ -90,12 +90,12 @@ test('removal deletes the book and its cards', async () => {
 test('removal leaves other books alone', async () => {
   const user = await storage.createUser('alice', null);
   const removed = await filledBook(user.id, 'old', CARDS);
-  const kept = await filledBook(user.id, 'kept', 10);
-  const before = storedRows(kept);
+  const keptBook = await filledBook(user.id, 'keptBook', 10);
+  const before = storedRows(keptBook);
   await storage.deleteBook(removed);
   expect(before.cards).toBe(10);
-  expect(storedRows(kept)).toEqual(before);
-  expect((await storage.listBooks(user.id)).map((book) => book.slug)).toEqual(['kept']);
+  expect(storedRows(keptBook)).toEqual(before);
+  expect((await storage.listBooks(user.id)).map((book) => book.slug)).toEqual(['keptBook']);
 });
 
 test('book is hidden while its cards go', async () => {
@@ -171,4 +171,23 @@ test('server finishes removals at start', async () => {
     await server.stop();
   }
   storage = new SqliteStorage(file);
+});
+
+test('writes naming removed rows do nothing', async () => {
+  const alice = await storage.createUser('alice', null);
+  const bob = await storage.createUser('bob', null);
+  const bookId = await filledBook(alice.id, 'contacts', 1);
+  const group = await storage.createGroup('team');
+  await storage.removeUser('bob');
+
+  await expect(storage.createBook(bob.id, 'late', 'Late')).resolves.toBeUndefined();
+  await storage.grant(bookId, { kind: 'user', id: bob.id }, 'read', 'shared');
+  await expect(storage.listGrants(bookId)).resolves.toEqual([]);
+  await expect(storage.addGroupMembers(group!.id, [bob.id, alice.id])).resolves.toBe(1);
+  await expect(storage.listGroupMembers(group!.id)).resolves.toMatchObject([{ name: 'alice' }]);
+
+  await storage.deleteBook(bookId);
+  await expect(storage.updateBook(bookId, { properties: new Map([['{urn:x-test}color', 'red']]) })).resolves.toBeUndefined();
+  await storage.grant(bookId, { kind: 'everyone' }, 'read', 'shared');
+  await expect(storage.listGrants(bookId)).resolves.toEqual([]);
 });
