@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { SLUG } from '../dav/collections';
 import type { CommandTools } from './groups';
 import { UserError } from './users';
+import type { Storage } from '../storage/types';
 
 interface CommonOptions {
   config?: string;
@@ -45,6 +46,7 @@ export function addBookCommands(program: Command, tools: CommandTools): void {
     .withCommonOptions(book.command('remove <owner> <slug>').description('remove the address book OWNER/SLUG with all its cards'))
     .action(async (owner: string, slug: string, options: CommonOptions) => {
       await tools.withStorage(options, async (storage) => {
+        await finishEarlierRemovals(storage);
         const user = await storage.getUser(owner);
         const entry = user && (await storage.getBook(user.id, slug));
         if (!entry) throw new UserError(`address book ${owner}/${slug} not found`);
@@ -52,4 +54,13 @@ export function addBookCommands(program: Command, tools: CommandTools): void {
         console.log(`removed address book ${owner}/${slug}`);
       });
     });
+}
+
+/**
+ * Finishes the book removals that a stopped process (an interrupted `book remove`, say) left
+ * half done, so that running the command again cleans up even when the book is already hidden.
+ */
+export async function finishEarlierRemovals(storage: Storage): Promise<void> {
+  const finished = await storage.finishRemovals();
+  if (finished > 0) console.log(`finished removing ${finished} address book(s) that an earlier run left half done`);
 }

@@ -92,7 +92,11 @@ export async function startServer(config: Config): Promise<void> {
       });
     });
     server.closeIdleConnections();
-    setTimeout(() => process.exit(0), 5000).unref();
+    setTimeout(() => {
+      logger.warn('stopped before every open request had finished, 5 s after the signal');
+      logger.flush();
+      process.exit(0);
+    }, 5000).unref();
   };
   process.once('SIGINT', () => stop('SIGINT'));
   process.once('SIGTERM', () => stop('SIGTERM'));

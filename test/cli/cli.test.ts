@@ -184,6 +184,23 @@ describe('cardinal book', () => {
     expect(after.stdout).not.toContain('customers');
   });
 
+  test('remove finishes an interrupted removal', async () => {
+    expect((await runCli(['user', 'add', 'alice', '--password-stdin', '--data', dataDir], 'pw\n')).code).toBe(0);
+    expect((await runCli(['book', 'add', 'alice', 'old', '--data', dataDir])).code).toBe(0);
+    // An interrupted removal leaves the book marked and hidden.
+    const db = new Database(join(dataDir, 'cardinal.sqlite3'));
+    db.prepare("UPDATE books SET removing = 1, slug = slug || char(0) || id WHERE slug = 'old'").run();
+    db.close();
+
+    const again = await runCli(['book', 'remove', 'alice', 'old', '--data', dataDir]);
+    expect(again.code).toBe(1);
+    expect(again.stdout).toContain('finished removing 1 address book(s) that an earlier run left half done');
+    expect(again.stderr).toContain('address book alice/old not found');
+    const check = new Database(join(dataDir, 'cardinal.sqlite3'), { readonly: true });
+    expect(check.prepare('SELECT count(*) FROM books WHERE removing = 1').pluck().get()).toBe(0);
+    check.close();
+  });
+
   test('add rejects a bad slug and owner', async () => {
     expect((await runCli(['user', 'add', 'alice', '--password-stdin', '--data', dataDir], 'pw\n')).code).toBe(0);
     const badSlug = await runCli(['book', 'add', 'alice', '../x', '--data', dataDir]);
