@@ -84,18 +84,20 @@ export async function startServer(config: Config): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'stopping');
+    // pino writes to stdout asynchronously, so the process exits once the last line is written.
+    const exit = () => logger.flush(() => process.exit(0));
     server.close(() => {
-      void Promise.resolve(directorySync?.stop()).then(() => storage.close()).then(() => {
-        logger.info('stopped');
-        logger.flush();
-        process.exit(0);
-      });
+      void Promise.resolve(directorySync?.stop())
+        .then(() => storage.close())
+        .then(() => {
+          logger.info('stopped');
+          exit();
+        });
     });
     server.closeIdleConnections();
     setTimeout(() => {
       logger.warn('stopped before every open request had finished, 5 s after the signal');
-      logger.flush();
-      process.exit(0);
+      exit();
     }, 5000).unref();
   };
   process.once('SIGINT', () => stop('SIGINT'));

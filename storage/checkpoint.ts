@@ -87,6 +87,9 @@ export class BackgroundCheckpointer {
   stop(): Promise<void> {
     this.stopped ??= new Promise<void>((resolve) => {
       if (this.exited) return resolve();
+      // The worker does not keep the process alive while it runs, but its last checkpoint must finish
+      // before the process exits: without this, a stopping server exited before it logged "stopped".
+      this.worker.ref();
       this.worker.once('exit', () => resolve());
       this.worker.postMessage('stop');
     });

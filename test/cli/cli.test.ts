@@ -212,6 +212,25 @@ describe('cardinal book', () => {
   });
 });
 
+describe('cardinal serve stop', () => {
+  test('SIGTERM after a write logs stopped', async () => {
+    const server = await startServer();
+    await server.addUser('alice', 'alice-password');
+    const response = await fetch(`${server.url}dav/addressbooks/alice/contacts/stop.vcf`, {
+      method: 'PUT',
+      headers: {
+        Authorization: `Basic ${Buffer.from('alice:alice-password').toString('base64')}`,
+        'Content-Type': 'text/vcard; charset=utf-8',
+      },
+      body: 'BEGIN:VCARD\r\nVERSION:4.0\r\nUID:stop\r\nFN:Stop\r\nEND:VCARD\r\n',
+    });
+    expect(response.status).toBe(201);
+    await server.stop();
+    // The checkpoint worker's last checkpoint runs before the exit, and the last line is written out.
+    expect(server.output()).toContain('"msg":"stopped"');
+  });
+});
+
 describe('cardinal serve errors', () => {
   test('port in use gives a clear message', async () => {
     const server = await startServer();
