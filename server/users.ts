@@ -18,11 +18,11 @@ export async function addUser(storage: Storage, config: Config, name: string, pa
   let user: User;
   try {
     // Another process or request may create the same name while the password is hashed.
-    user = await storage.createUser(name, await hashPassword(password));
+    // The user and their default book are written in one transaction, so a failure leaves neither.
+    user = await storage.createUser(name, await hashPassword(password), config.defaultBook);
   } catch (error) {
     if (error instanceof UserExistsError) throw new UserError(error.message);
     throw error;
   }
-  await storage.createBook(user.id, config.defaultBook.slug, config.defaultBook.displayName);
   return user;
 }

@@ -482,15 +482,23 @@ export class SqliteStorage implements Storage {
   }
 
   /** Raises UserExistsError when the name is taken, also when another process created it after the caller checked. */
-  async createUser(name: string, passwordHash: string | null): Promise<User> {
-    const row = await this.write(
-      () =>
-        this.stmt('INSERT INTO users (name, password_hash, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING RETURNING *').get(
-          name,
-          passwordHash,
-          Date.now(),
-        ) as Row | undefined,
-    );
+  async createUser(name: string, passwordHash: string | null, book?: { slug: string; displayName: string }): Promise<User> {
+    const now = Date.now();
+    const uuid = randomUUID();
+    const row = await this.write(() => {
+      const user = this.stmt('INSERT INTO users (name, password_hash, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING RETURNING *').get(
+        name,
+        passwordHash,
+        now,
+      ) as Row | undefined;
+      if (user && book) {
+        this.stmt(
+          `INSERT INTO books (uuid, owner_id, slug, display_name, description, sync_seq, created_at, modified_at)
+           VALUES (?, ?, ?, ?, '', 0, ?, ?)`,
+        ).run(uuid, user.id, book.slug, book.displayName, now, now);
+      }
+      return user;
+    });
     if (!row) throw new UserExistsError(name);
     return toUser(row);
   }

@@ -237,7 +237,8 @@ export type PropertyMatch = 'equals' | 'contains';
 export interface Storage {
   close(): Promise<void>;
 
-  createUser(name: string, passwordHash: string | null): Promise<User>;
+  /** Creates a user, and with `book` their first address book in the same transaction. */
+  createUser(name: string, passwordHash: string | null, book?: { slug: string; displayName: string }): Promise<User>;
   getUser(name: string): Promise<User | undefined>;
   getUserById(id: number): Promise<User | undefined>;
   listUsers(): Promise<User[]>;
