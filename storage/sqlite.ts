@@ -483,20 +483,13 @@ export class SqliteStorage implements Storage {
 
   /** Raises UserExistsError when the name is taken, also when another process created it after the caller checked. */
   async createUser(name: string, passwordHash: string | null, book?: { slug: string; displayName: string }): Promise<User> {
-    const now = Date.now();
-    const uuid = randomUUID();
     const row = await this.write(() => {
       const user = this.stmt('INSERT INTO users (name, password_hash, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING RETURNING *').get(
         name,
         passwordHash,
-        now,
+        Date.now(),
       ) as Row | undefined;
-      if (user && book) {
-        this.stmt(
-          `INSERT INTO books (uuid, owner_id, slug, display_name, description, sync_seq, created_at, modified_at)
-           VALUES (?, ?, ?, ?, '', 0, ?, ?)`,
-        ).run(uuid, user.id, book.slug, book.displayName, now, now);
-      }
+      if (user && book) this.insertBook(user.id as number, book.slug, book.displayName, '');
       return user;
     });
     if (!row) throw new UserExistsError(name);
@@ -533,17 +526,18 @@ export class SqliteStorage implements Storage {
   }
 
   async createBook(ownerId: number, slug: string, displayName: string, description = ''): Promise<AddressBook | undefined> {
-    const now = Date.now();
-    const uuid = randomUUID();
-    const row = await this.write(
-      () =>
-        this.stmt(
-          `INSERT INTO books (uuid, owner_id, slug, display_name, description, sync_seq, created_at, modified_at)
-           SELECT ?, id, ?, ?, ?, 0, ?, ? FROM users WHERE id = ?
-           ON CONFLICT (owner_id, slug) DO NOTHING RETURNING *`,
-        ).get(uuid, slug, displayName, description, now, now, ownerId) as Row | undefined,
-    );
+    const row = await this.write(() => this.insertBook(ownerId, slug, displayName, description));
     return row && toBook(row);
+  }
+
+  /** Inserts a book in the current transaction, unless its owner is missing or the slug is taken. */
+  private insertBook(ownerId: number, slug: string, displayName: string, description: string): Row | undefined {
+    const now = Date.now();
+    return this.stmt(
+      `INSERT INTO books (uuid, owner_id, slug, display_name, description, sync_seq, created_at, modified_at)
+       SELECT ?, id, ?, ?, ?, 0, ?, ? FROM users WHERE id = ?
+       ON CONFLICT (owner_id, slug) DO NOTHING RETURNING *`,
+    ).get(randomUUID(), slug, displayName, description, now, now, ownerId) as Row | undefined;
   }
 
   async getBook(ownerId: number, slug: string): Promise<AddressBook | undefined> {

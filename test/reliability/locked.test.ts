@@ -1,7 +1,7 @@
 /**
  * The real server while another process holds the database's write lock, as
  * the command line does during a long change. Writes wait without stopping
- * the server: reads are answered meanwhile. A lock held for longer than the
+ * the server, so reads are served meanwhile. A lock held for longer than the
  * storage retries its writes (10 s) gets 503 with Retry-After, and nothing is
  * stored. Needs `npm run build` first.
  */
