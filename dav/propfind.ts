@@ -1,9 +1,9 @@
-import type { CardSummary, User } from '../storage/types';
+import type { CardSummary, ChangeLayout, LayoutField, User } from '../storage/types';
 import { readXmlBody } from './body';
 import { bookAcl } from './acl';
 import type { DavContext } from './context';
 import { DavError } from './errors';
-import { ByteChunks, prefetchFirst, PropStat, responseXml, sendMultistatus } from './multistatus';
+import { ByteChunks, prefetchFirst, PropStat, responseXml, sendMultistatus, statusResponseXml } from './multistatus';
 import { allpropNames, cardProperty, collectionProperty, P, PER_CARD_PROPERTIES, PropertyContext, propertyNames } from './props';
 import { bookHref, encodeSegment, homeHref, HOMES, principalHref, PRINCIPALS, Resource } from './resource';
 import { child, clark, escapeXml, is, isXmlSafe, NS, XmlElement } from './xml';
@@ -131,12 +131,49 @@ const ADDRESS_DATA = clark(NS.CARDDAV, 'address-data');
 /** Characters that cannot occur in a property name or an escaped value, used to mark the slots. */
 const MARK_OPEN = '\uE000';
 const MARK_CLOSE = '\uE001';
+/** A size no card has, as the marker of getcontentlength in cardLayout. */
+const SIZE_MARK = 987654321987;
 
 interface Template {
   /** The text around the slots: before the href, after it, then after each slot. */
   parts: string[];
   /** Property names filled per card, in order. */
   slots: string[];
+}
+
+/** The stored field behind each per-card property that the storage can write into a layout. */
+const LAYOUT_FIELDS: ReadonlyMap<string, LayoutField> = new Map([
+  [P.getetag, 'etag'],
+  [P.getcontentlength, 'size'],
+]);
+
+/**
+ * Returns the layout in which the storage writes the responses of a
+ * collection's cards itself, or undefined when a requested value is not a
+ * stored field (getlastmodified, address data) or an href needs escaping.
+ * The texts come from the same template as cardWriter's, so the bytes are the same.
+ */
+export function cardLayout(context: PropertyContext, owner: User, request: PropRequest, minimal: boolean, collectionHref: string): ChangeLayout | undefined {
+  if (request.kind === 'propname' || !isXmlSafe(collectionHref)) return undefined;
+  const template = cardTemplate(context, owner, request, minimal, false);
+  if (!template) return undefined;
+  const texts = [template.parts[0] + collectionHref, template.parts[1]];
+  const fields: LayoutField[] = [];
+  // A card whose fields are markers, to find the text around each field in its property's value (an ETag's quotes).
+  const probe: CardSummary = { name: '', etag: MARK_OPEN, size: SIZE_MARK, modifiedAt: 0, seq: 0 };
+  for (let i = 0; i < template.slots.length; i++) {
+    const field = LAYOUT_FIELDS.get(template.slots[i]);
+    if (!field) return undefined;
+    const value = cardProperty(context, owner, probe, template.slots[i]) ?? '';
+    const around = value.split(field === 'etag' ? MARK_OPEN : String(SIZE_MARK));
+    if (around.length !== 2) return undefined;
+    texts[texts.length - 1] += around[0];
+    fields.push(field);
+    texts.push(around[1] + template.parts[i + 2]);
+  }
+  const removed = statusResponseXml(MARK_OPEN, 404).split(MARK_OPEN);
+  if (removed.length !== 2) return undefined;
+  return { card: { texts, fields }, removed: [removed[0] + collectionHref, removed[1]] };
 }
 
 function cardTemplate(context: PropertyContext, owner: User, request: PropRequest, minimal: boolean, withData: boolean): Template | undefined {

@@ -1,11 +1,11 @@
-import type { AddressBook, Card, CardMeta, CardSummary, CardXml, Storage } from '../storage/types';
+import type { AddressBook, Card, CardMeta, CardSummary, CardXml, ChangeLayout, Storage } from '../storage/types';
 import { AddressDataProp, AddressDataRequest, keepsStoredBytes, renderAddressData } from '../vcard/render';
 import { readXmlBody } from './body';
 import type { DavContext } from './context';
 import { DavError } from './errors';
 import { ByteChunks, prefetchFirst, PropStat, responseXml, sendMultistatus, statusResponseXml } from './multistatus';
-import { cardWriter, HrefSource, memberHrefs, PropRequest, propNames, wantsMinimal } from './propfind';
-import { cardProperty, P, parseSyncToken, syncToken } from './props';
+import { cardLayout, cardWriter, HrefSource, memberHrefs, PropRequest, propNames, wantsMinimal } from './propfind';
+import { cardProperty, P, parseSyncToken, PropertyContext, syncToken } from './props';
 import { decodePath, encodeSegment, Resource } from './resource';
 import { runQuery } from './query';
 import { handlePrincipalReport, isPrincipalReport } from './principal-search';
@@ -104,11 +104,14 @@ export interface ReportWriter {
   rest(): Buffer | undefined;
 }
 
+/** The card's privileges are the user's access to the book, as PROPFIND reports them. */
+function propertyContext(dc: DavContext, resource: BookResource): PropertyContext {
+  return { user: dc.user, maxResourceSize: dc.limits.maxResourceSize, access: resource.access };
+}
+
 export function reportWriter(dc: DavContext, resource: BookResource, props: ReportProps, minimal: boolean, hrefs: HrefSource): ReportWriter {
-  // The card's privileges are the user's access to the book, as PROPFIND reports them.
-  const context = { user: dc.user, maxResourceSize: dc.limits.maxResourceSize, access: resource.access };
   const request = props.addressData;
-  const write = cardWriter(context, resource.owner, props.request, minimal, hrefs);
+  const write = cardWriter(propertyContext(dc, resource), resource.owner, props.request, minimal, hrefs);
   const out = new ByteChunks();
   return {
     card: (href, card) => {
@@ -214,6 +217,12 @@ async function syncCollection(dc: DavContext, resource: BookResource, root: XmlE
   const minimal = wantsMinimal(dc);
   const storage = dc.storage;
   let finalSeq = sinceSeq;
+  const layout = props.addressData ? undefined : cardLayout(propertyContext(dc, resource), resource.owner, props.request, minimal, resource.href);
+  if (layout) {
+    const rendered = renderedChanges(dc, resource, sinceSeq, limit, layout, (seq) => (finalSeq = seq));
+    sendMultistatus(dc.ctx, await prefetchFirst(rendered), () => tag(P.syncToken, escapeXml(syncToken({ ...book, syncSeq: finalSeq }))));
+    return;
+  }
   const out = reportWriter(dc, resource, props, minimal, memberHrefs(resource.href));
 
   async function* responses(): AsyncGenerator<string | Buffer> {
@@ -255,6 +264,37 @@ async function syncCollection(dc: DavContext, resource: BookResource, root: XmlE
     finalSeq = seq;
   }
   sendMultistatus(dc.ctx, await prefetchFirst(responses()), () => tag(P.syncToken, escapeXml(syncToken({ ...book, syncSeq: finalSeq }))));
+}
+
+/**
+ * Yields the responses of a sync-collection as the storage writes them into
+ * `layout`, a page at a time, and reports the sequence number that the new sync token names.
+ */
+async function* renderedChanges(
+  dc: DavContext,
+  resource: BookResource,
+  sinceSeq: number,
+  limit: number | undefined,
+  layout: ChangeLayout,
+  onSeq: (seq: number) => void,
+): AsyncGenerator<Buffer> {
+  const book = resource.book;
+  let seq = sinceSeq;
+  let remaining = limit ?? Infinity;
+  for (;;) {
+    // Changes committed after the request resolved the book (book.syncSeq) wait for the next sync, so a card
+    // written while this response streams is not listed twice, once as it was and once as it is now.
+    const page = await dc.storage.renderChanges(book.id, seq, book.syncSeq, Math.min(SYNC_PAGE, remaining), layout);
+    if (page.count > 0) yield page.bytes;
+    seq = page.seq;
+    remaining -= page.count;
+    if (!page.truncated) break;
+    if (remaining <= 0) {
+      yield Buffer.from(statusResponseXml(resource.href, 507, tag(clark(NS.DAV, 'number-of-matches-within-limits'))));
+      break;
+    }
+  }
+  onSeq(seq);
 }
 
 export async function handleReport(dc: DavContext): Promise<void> {

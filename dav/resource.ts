@@ -1,4 +1,5 @@
 import type { Access, AddressBook, Storage, User } from '../storage/types';
+import { pathSegment } from '../storage/segment';
 import { DavError } from './errors';
 
 export const DAV_ROOT = '/dav/';
@@ -16,13 +17,8 @@ export type Resource =
   | { kind: 'new-book'; href: string; owner: User; slug: string }
   | { kind: 'card'; href: string; owner: User; book: AddressBook; access: Access; name: string; exists: boolean };
 
-/** Segments that encodeSegment leaves as they are: unreserved characters (RFC 3986 section 2.3) and `@`. */
-const UNRESERVED = /^[A-Za-z0-9._~@-]*$/;
-
-export function encodeSegment(segment: string): string {
-  if (UNRESERVED.test(segment)) return segment;
-  return encodeURIComponent(segment).replace(/%40/g, '@');
-}
+/** Percent-encodes a name as one URL path segment; the result needs no XML escaping. */
+export const encodeSegment = pathSegment;
 
 export function principalHref(user: User): string {
   return `${PRINCIPALS}${encodeSegment(user.name)}/`;

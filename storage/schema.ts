@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import { CARD_INDEX_SCHEMA, LINK_INDEX_WHERE, rebuildCardIndex } from './cardindex';
+import { storedSegment } from './segment';
 import { xmlText } from '../vcard/xmltext';
 
 /** A migration step: SQL to run, or a function for a step that needs code (reading card bodies). */
@@ -141,6 +142,28 @@ const MIGRATIONS: Migration[] = [
   -- client-chosen slug can have, so a new book can take the old name at once.
   ALTER TABLE books ADD COLUMN removing INTEGER NOT NULL DEFAULT 0;
   `,
+  // The name of each card and removal as a URL path segment, NULL where it is the name itself, so that
+  // renderChanges can write hrefs in SQL. The change log's indexes carry it to stay covering.
+  (db) => {
+    db.exec(`
+      ALTER TABLE cards ADD COLUMN segment TEXT;
+      ALTER TABLE tombstones ADD COLUMN segment TEXT;
+      DROP INDEX cards_by_seq;
+      CREATE INDEX cards_by_seq ON cards (book_id, seq, id, name, uid, etag, size, modified_at, segment);
+      DROP INDEX tombstones_by_seq;
+      CREATE INDEX tombstones_by_seq ON tombstones (book_id, seq, name, segment);
+    `);
+    const updateCard = db.prepare('UPDATE cards SET segment = ? WHERE id = ?');
+    for (const [id, name] of db.prepare('SELECT id, name FROM cards').raw().all() as [number, string][]) {
+      const segment = storedSegment(name);
+      if (segment !== null) updateCard.run(segment, id);
+    }
+    const updateTombstone = db.prepare('UPDATE tombstones SET segment = ? WHERE book_id = ? AND name = ?');
+    for (const [bookId, name] of db.prepare('SELECT book_id, name FROM tombstones').raw().all() as [number, string][]) {
+      const segment = storedSegment(name);
+      if (segment !== null) updateTombstone.run(segment, bookId, name);
+    }
+  },
 ];
 
 export function migrate(db: Database.Database): void {

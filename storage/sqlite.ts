@@ -29,11 +29,15 @@ import type {
   ApplyResult,
   BookChangeSet,
   DirectoryAccount,
+  ChangeLayout,
+  LayoutField,
+  RenderedChanges,
 } from './types';
 import { CardIndexWriter, LINK_INDEX_WHERE, LINKED_PROPERTIES } from './cardindex';
 import { BackgroundCheckpointer } from './checkpoint';
 import { cardFilterCondition, SqlValue } from './query';
 import { migrate } from './schema';
+import { storedSegment } from './segment';
 import { xmlText } from '../vcard/xmltext';
 
 type Row = Record<string, unknown>;
@@ -970,9 +974,9 @@ export class SqliteStorage implements Storage {
       this.stmt('DELETE FROM card_props WHERE card_id = ?').run(cardId);
     } else {
       const inserted = this.stmt(
-        `INSERT INTO cards (book_id, name, uid, etag, size, data, xml, modified_at, seq)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-      ).get(bookId, input.name, input.uid, input.etag, input.data.length, input.data, xml, now, seq) as Row;
+        `INSERT INTO cards (book_id, name, segment, uid, etag, size, data, xml, modified_at, seq)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+      ).get(bookId, input.name, storedSegment(input.name), input.uid, input.etag, input.data.length, input.data, xml, now, seq) as Row;
       cardId = inserted.id as number;
       this.stmt('DELETE FROM tombstones WHERE book_id = ? AND name = ?').run(bookId, input.name);
     }
@@ -1003,8 +1007,8 @@ export class SqliteStorage implements Storage {
     const seq = this.bumpSeq(bookId);
     this.stmt('DELETE FROM cards WHERE id = ?').run(existing.id);
     this.stmt(
-      'INSERT INTO tombstones (book_id, name, seq) VALUES (?, ?, ?) ON CONFLICT (book_id, name) DO UPDATE SET seq = excluded.seq',
-    ).run(bookId, name, seq);
+      'INSERT INTO tombstones (book_id, name, segment, seq) VALUES (?, ?, ?, ?) ON CONFLICT (book_id, name) DO UPDATE SET seq = excluded.seq',
+    ).run(bookId, name, storedSegment(name), seq);
     return 'deleted';
   }
 
@@ -1110,6 +1114,53 @@ export class SqliteStorage implements Storage {
       return { changes, seq, truncated };
     }) as ChangePage;
   }
+
+  async renderChanges(bookId: number, sinceSeq: number, untilSeq: number, limit: number, layout: ChangeLayout): Promise<RenderedChanges> {
+    const withRemovals = sinceSeq > 0;
+    const texts = layout.card.texts;
+    if (texts.length !== layout.card.fields.length + 2) {
+      throw new Error(`invalid change layout: ${layout.card.fields.length} fields need ${layout.card.fields.length + 2} texts, not ${texts.length}`);
+    }
+    const range = [bookId, sinceSeq, untilSeq];
+    const args: unknown[] = [...texts, ...range];
+    if (withRemovals) args.push(...layout.removed, ...range);
+    args.push(limit);
+    return this.transaction((): RenderedChanges => {
+      const [count, last, bytes] = this.rawStmt(renderChangesSql(layout.card.fields, withRemovals)).get(...args) as [number, number | null, Buffer | null];
+      let truncated = false;
+      if (count >= limit && last !== null) {
+        const after = [bookId, last, untilSeq];
+        truncated = this.stmt('SELECT 1 FROM cards WHERE book_id = ? AND seq > ? AND seq <= ? LIMIT 1').get(...after) !== undefined;
+        if (!truncated && withRemovals) {
+          truncated = this.stmt('SELECT 1 FROM tombstones WHERE book_id = ? AND seq > ? AND seq <= ? LIMIT 1').get(...after) !== undefined;
+        }
+      }
+      return { bytes: bytes ?? Buffer.alloc(0), count, seq: truncated ? (last as number) : untilSeq, truncated };
+    }) as RenderedChanges;
+  }
+}
+
+/** The column behind each layout field. */
+const LAYOUT_COLUMNS: Record<LayoutField, string> = { etag: 'etag', size: 'size' };
+
+/**
+ * Returns the SQL of renderChanges for a layout's fields. The layout's texts
+ * are bound as parameters, in order of appearance: the card's texts, the card
+ * range (book, since, until), then with removals their two texts and range,
+ * and last the limit.
+ */
+function renderChangesSql(fields: LayoutField[], withRemovals: boolean): string {
+  const cardPiece = ['? || ifnull(segment, name) || ?', ...fields.map((field) => `${LAYOUT_COLUMNS[field]} || ?`)].join(' || ');
+  const range = 'book_id = ? AND seq > ? AND seq <= ?';
+  const removals = withRemovals ? `UNION ALL SELECT seq, ? || ifnull(segment, name) || ? FROM tombstones WHERE ${range}` : '';
+  // Both sides read their seq index in order and SQLite merges them. group_concat takes the rows in the
+  // order the subquery yields them. An ORDER BY inside group_concat would guarantee it, but its sort took
+  // 0.69 ms against 0.30 ms without for 1,000 changes at N = 100,000 (2-core virtual machine, script).
+  // The subquery's ORDER BY and LIMIT alone decide which changes are listed, and clients need no order.
+  return (
+    `SELECT count(*), max(seq), CAST(group_concat(piece, '') AS BLOB) FROM ` +
+    `(SELECT seq, ${cardPiece} AS piece FROM cards WHERE ${range} ${removals} ORDER BY seq LIMIT ?)`
+  );
 }
 
 /** Merges two lists of changes, each in sequence order, into one in sequence order. */

@@ -231,6 +231,32 @@ export interface ChangePage {
   truncated: boolean;
 }
 
+/** A stored card field that renderChanges writes into a layout: the ETag, or the body's size in bytes. */
+export type LayoutField = 'etag' | 'size';
+
+/**
+ * The text of one listing entry around the values that differ from card to
+ * card, for renderChanges. Texts go into the output unchanged, so they must
+ * be escaped for the output's format already.
+ */
+export interface ChangeLayout {
+  /** A present card: `texts[0]`, its name as a URL path segment, `texts[1]`, then each field followed by the next text. */
+  card: { texts: string[]; fields: LayoutField[] };
+  /** A removed card: the first text, its name as a URL path segment, the second text. */
+  removed: [string, string];
+}
+
+/** A run of rendered changes, as renderChanges returns it. */
+export interface RenderedChanges {
+  /** The entries, as UTF-8. */
+  bytes: Buffer;
+  /** Entries in `bytes`. */
+  count: number;
+  /** The sequence number a client may continue from. */
+  seq: number;
+  truncated: boolean;
+}
+
 /** The comparison listCardsWithProperty makes between a property's value and the value given. */
 export type PropertyMatch = 'equals' | 'contains';
 
@@ -359,4 +385,14 @@ export interface Storage {
    * `sinceSeq` 0 it lists the current cards only, without removals.
    */
   changesSince(bookId: number, sinceSeq: number, limit: number): Promise<ChangePage>;
+
+  /**
+   * Writes the first `limit` changes after `sinceSeq` up to and including
+   * `untilSeq` into `layout`. The database produces the bytes, so a long
+   * listing costs no work per change in JavaScript. The entries may come in
+   * any order (SQLite's come in sequence order). With `sinceSeq` 0 it lists
+   * the current cards only, without removals. The returned `seq` is
+   * `untilSeq` unless the run was truncated.
+   */
+  renderChanges(bookId: number, sinceSeq: number, untilSeq: number, limit: number, layout: ChangeLayout): Promise<RenderedChanges>;
 }

@@ -64,3 +64,13 @@ export function cardInput(name: string, text: string): CardInput {
   if (!prepared.ok) throw new Error(prepared.message);
   return { name, uid: prepared.uid, etag: prepared.etag, data: prepared.data, properties: prepared.properties };
 }
+
+/** SQL that takes a store back to the schema before the migration that added the cards' path segments. */
+export const DROP_SEGMENTS_SQL = `
+  DROP INDEX cards_by_seq;
+  DROP INDEX tombstones_by_seq;
+  ALTER TABLE cards DROP COLUMN segment;
+  ALTER TABLE tombstones DROP COLUMN segment;
+  CREATE INDEX cards_by_seq ON cards (book_id, seq, id, name, uid, etag, size, modified_at);
+  CREATE INDEX tombstones_by_seq ON tombstones (book_id, seq);
+`;

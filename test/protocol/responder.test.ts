@@ -1,11 +1,13 @@
 /**
  * The template that builds card responses of listings and reports gives the
- * same XML as building each response on its own, for every shape of request.
+ * same XML as building each response on its own, for every shape of request,
+ * and so does the layout that the storage fills for requests of stored values.
  */
-import { ByteChunks, PIECE_LIMIT } from '../../dav/multistatus';
-import { cardResponse, cardWriter, memberHrefs, type CardWriter, type PropRequest } from '../../dav/propfind';
+import { ByteChunks, PIECE_LIMIT, statusResponseXml } from '../../dav/multistatus';
+import { cardLayout, cardResponse, cardWriter, memberHrefs, type CardWriter, type PropRequest } from '../../dav/propfind';
 import type { PropertyContext } from '../../dav/props';
-import type { CardMeta, User } from '../../storage/types';
+import { pathSegment } from '../../storage/segment';
+import type { CardMeta, ChangeLayout, User } from '../../storage/types';
 
 const DAV = 'DAV:';
 const CARDDAV = 'urn:ietf:params:xml:ns:carddav';
@@ -70,6 +72,49 @@ describe.each(requests)('%s, href as sent', (_label, request) => {
       expect(written(write, href, card, Buffer.from(data))).toEqual(expected);
     }
   });
+});
+
+/** Fills a layout in JavaScript, as the storage fills it in SQL. */
+function filled(layout: ChangeLayout, card: CardMeta): string {
+  let text = layout.card.texts[0] + pathSegment(card.name) + layout.card.texts[1];
+  layout.card.fields.forEach((field, i) => {
+    text += String(field === 'etag' ? card.etag : card.size) + layout.card.texts[i + 2];
+  });
+  return text;
+}
+
+const LAYOUT_REQUESTS: [string, PropRequest, boolean][] = [
+  ['getetag', { kind: 'prop', names: [name(DAV, 'getetag')] }, true],
+  ['getetag and size', { kind: 'prop', names: [name(DAV, 'getcontentlength'), name(DAV, 'getetag'), name(DAV, 'resourcetype')] }, true],
+  ['fixed values only', { kind: 'prop', names: [name(DAV, 'getcontenttype'), name('urn:x-example', 'colour')] }, true],
+  ['getlastmodified', { kind: 'prop', names: [name(DAV, 'getetag'), name(DAV, 'getlastmodified')] }, false],
+  ['allprop', { kind: 'allprop', include: [] }, false],
+  ['propname', { kind: 'propname' }, false],
+];
+
+describe.each(LAYOUT_REQUESTS)('stored layout, %s', (_label, request, stored) => {
+  const context: PropertyContext = { user: alice, maxResourceSize: 1_000_000, access: 'read' };
+  const base = '/dav/addressbooks/alice/contacts/';
+
+  test.each([false, true])('minimal %s gives the template bytes', (minimal) => {
+    const layout = cardLayout(context, alice, request, minimal, base);
+    if (!stored) {
+      expect(layout).toBeUndefined();
+      return;
+    }
+    expect(layout).toBeDefined();
+    const write = cardWriter(context, alice, request, minimal, 'encoded');
+    for (const card of [...cards, { ...cards[0], name: 'Zoë <1>.vcf' }]) {
+      expect(Buffer.from(filled(layout!, card))).toEqual(written(write, base + pathSegment(card.name), card));
+    }
+    const [before, after] = layout!.removed;
+    expect(before + pathSegment(cards[1].name) + after).toBe(statusResponseXml(base + pathSegment(cards[1].name), 404));
+  });
+});
+
+test('no stored layout under a collection href with markup', () => {
+  const context: PropertyContext = { user: alice, maxResourceSize: 1_000_000 };
+  expect(cardLayout(context, alice, { kind: 'prop', names: [name(DAV, 'getetag')] }, false, '/dav/addressbooks/alice/a&b/')).toBeUndefined();
 });
 
 test('marker character in a user name', () => {

@@ -111,13 +111,17 @@ describe('storage failure', () => {
     expect(parseMultistatus(replies[0].text).responses).toHaveLength(4);
   });
 
-  test('failure mid-sync breaks the stream', async () => {
-    const restore = breakStorage('changesSince', async () => {
+  // A sync that asks for the ETag alone reads responses that the storage renders, and one with other values reads changes.
+  test.each([
+    ['renderChanges', '<d:getetag/>'],
+    ['changesSince', '<d:getetag/><d:getlastmodified/>'],
+  ] as const)('failure in %s breaks the sync', async (method, props) => {
+    const restore = breakStorage(method, async () => {
       throw internalError();
     });
     let result: { status?: number; text?: string; error?: string };
     try {
-      result = await fetchOrAbort('REPORT', BOOK, '<d:sync-collection xmlns:d="DAV:"><d:sync-token/><d:sync-level>1</d:sync-level><d:prop><d:getetag/></d:prop></d:sync-collection>');
+      result = await fetchOrAbort('REPORT', BOOK, `<d:sync-collection xmlns:d="DAV:"><d:sync-token/><d:sync-level>1</d:sync-level><d:prop>${props}</d:prop></d:sync-collection>`);
     } finally {
       restore();
     }

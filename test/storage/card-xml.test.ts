@@ -9,7 +9,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { SqliteStorage } from '../../storage/sqlite';
 import { xmlText } from '../../vcard/xmltext';
-import { cardInput, openBookStorage, type BookStorage } from '../helpers/fixtures';
+import { cardInput, DROP_SEGMENTS_SQL, openBookStorage, type BookStorage } from '../helpers/fixtures';
 
 let opened: BookStorage;
 
@@ -80,13 +80,14 @@ test('replaced card gets a new XML form', async () => {
 });
 
 test('migration fills the XML form', async () => {
-  // Takes the store back to the schema before the column. The migration that adds it is the one before
-  // the last, and the last adds the removal flag of books.
+  // Takes the store back to the schema before the column. The two migrations after it add the removal
+  // flag of books and the path segments of cards.
   const reopened = await changeOutside((db) => {
     const version = db.pragma('user_version', { simple: true }) as number;
+    db.exec(DROP_SEGMENTS_SQL);
     db.exec('ALTER TABLE books DROP COLUMN removing');
     db.exec('ALTER TABLE cards DROP COLUMN xml');
-    db.pragma(`user_version = ${version - 2}`);
+    db.pragma(`user_version = ${version - 3}`);
   });
   await expectXmlMatchesBodies(reopened, opened.bookId, NAMES);
 });

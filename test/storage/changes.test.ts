@@ -2,10 +2,17 @@
  * The change log read by sync-collection: for any starting point and page
  * size, the pages list every card written and every card removed after that
  * point, once each, in sequence order, with the summary stored for the card.
- * Names with spaces and characters outside ASCII come back whole.
+ * Names with spaces and characters outside ASCII come back whole. The
+ * rendered form of the log lists the same entries, with each name as a URL
+ * path segment, and a store made before that form existed gets it filled.
  */
-import type { Change } from '../../storage/types';
-import { cardInput, openBookStorage, type BookStorage } from '../helpers/fixtures';
+import Database from 'better-sqlite3';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathSegment } from '../../storage/segment';
+import { SqliteStorage } from '../../storage/sqlite';
+import type { Change, ChangeLayout } from '../../storage/types';
+import { cardInput, DROP_SEGMENTS_SQL, openBookStorage, type BookStorage } from '../helpers/fixtures';
 
 let opened: BookStorage;
 
@@ -17,7 +24,7 @@ interface Expected {
   modifiedAt?: number;
 }
 
-const NAMES = ['plain.vcf', 'with space.vcf', 'two  spaces .vcf', 'Zoë 日本.vcf', 'trailing .vcf', '1 2 3 4 5.vcf'];
+const NAMES = ['plain.vcf', 'with space.vcf', 'two  spaces .vcf', 'Zoë 日本.vcf', 'trailing .vcf', '1 2 3 4 5.vcf', 'a&b<c>@%.vcf', 'x,y;z.vcf'];
 const history: { name: string; expected: Expected }[] = [];
 
 function input(name: string, version: number) {
@@ -107,4 +114,105 @@ test('a listing snapshot returns the same summaries as the change log', async ()
   const fromLog = (await readAll(0, 1000)).map((change) => change.card);
   const byName = (a: { name: string }, b: { name: string }) => a.name.localeCompare(b.name);
   expect([...listed].sort(byName)).toEqual([...fromLog].sort((a, b) => byName(a!, b!)));
+});
+
+/** A layout whose texts show where each value went. */
+const LAYOUT: ChangeLayout = {
+  card: { texts: ['<card href="', '" etag="', '" size="', '"/>'], fields: ['etag', 'size'] },
+  removed: ['<gone href="', '"/>'],
+};
+
+/** Returns the text LAYOUT gives the expected entries. */
+function renderedAfter(entries: { name: string; expected: Expected }[]): string {
+  return entries
+    .map(({ name, expected }) =>
+      expected.etag === undefined
+        ? `<gone href="${pathSegment(name)}"/>`
+        : `<card href="${pathSegment(name)}" etag="${expected.etag}" size="${expected.size}"/>`,
+    )
+    .join('');
+}
+
+/** Splits rendered text into its entries, sorted, because renderChanges promises no order within a run. */
+function entries(text: string): string[] {
+  return text
+    .split('/>')
+    .filter((entry) => entry !== '')
+    .sort();
+}
+
+async function renderAll(since: number, until: number, pageSize: number): Promise<string> {
+  let text = '';
+  let seq = since;
+  for (let pages = 0; pages < 100; pages++) {
+    const page = await opened.storage.renderChanges(opened.bookId, seq, until, pageSize, LAYOUT);
+    text += page.bytes.toString();
+    expect(page.count).toBeLessThanOrEqual(pageSize);
+    if (!page.truncated) {
+      expect(page.seq).toBe(until);
+      return text;
+    }
+    expect(page.count).toBe(pageSize);
+    seq = page.seq;
+  }
+  throw new Error('the pages never ended');
+}
+
+test.each([1, 2, 5, 100])('rendered from every starting point, in pages of %i', async (pageSize) => {
+  const current = (await opened.storage.getBook(opened.userId, 'contacts'))!.syncSeq;
+  for (const since of history.map((entry) => entry.expected.seq)) {
+    expect(entries(await renderAll(since, current, pageSize))).toEqual(entries(renderedAfter(expectedAfter(since))));
+  }
+});
+
+test('rendered from 0 lists no removals', async () => {
+  const current = (await opened.storage.getBook(opened.userId, 'contacts'))!.syncSeq;
+  const text = await renderAll(0, current, 1000);
+  expect(entries(text)).toEqual(entries(renderedAfter(expectedAfter(0))));
+  expect(text).not.toContain('<gone');
+});
+
+test('rendering stops at the given sequence number', async () => {
+  // An entry written again after `until` is left for the next read, which starts from `until`.
+  const current = (await opened.storage.getBook(opened.userId, 'contacts'))!.syncSeq;
+  const first = history[5].expected.seq;
+  const expected = expectedAfter(first);
+  const middle = expected[Math.floor(expected.length / 2)].expected.seq;
+  const upToMiddle = expected.filter((entry) => entry.expected.seq <= middle);
+  expect(upToMiddle.length).toBeGreaterThan(0);
+  expect(upToMiddle.length).toBeLessThan(expected.length);
+  expect(entries(await renderAll(first, middle, 3))).toEqual(entries(renderedAfter(upToMiddle)));
+  expect(entries(await renderAll(middle, current, 3))).toEqual(entries(renderedAfter(expectedAfter(middle))));
+});
+
+test('rendered names are path segments', async () => {
+  const current = (await opened.storage.getBook(opened.userId, 'contacts'))!.syncSeq;
+  const text = await renderAll(history[0].expected.seq, current, 1000);
+  expect(text).toContain('href="a%26b%3Cc%3E@%25.vcf"');
+  expect(text).toContain('href="Zo%C3%AB%20%E6%97%A5%E6%9C%AC.vcf"');
+  expect(text).toContain('href="plain.vcf"');
+});
+
+test('migration fills path segments', async () => {
+  // Takes the store back to the schema before the segment column, the last migration, and opens it again.
+  const current = (await opened.storage.getBook(opened.userId, 'contacts'))!.syncSeq;
+  const before = await renderAll(0, current, 1000);
+  const since = history[3].expected.seq;
+  const changesBefore = await renderAll(since, current, 1000);
+  await opened.storage.close();
+  const file = join(opened.dir, 'cardinal.sqlite3');
+  const db = new Database(file);
+  const version = db.pragma('user_version', { simple: true }) as number;
+  db.exec(DROP_SEGMENTS_SQL);
+  db.pragma(`user_version = ${version - 1}`);
+  db.close();
+  const reopened = new SqliteStorage(file);
+  opened.storage = reopened;
+  opened.close = async () => {
+    await reopened.close();
+    rmSync(opened.dir, { recursive: true, force: true });
+  };
+  expect(entries(await renderAll(0, current, 1000))).toEqual(entries(before));
+  expect(entries(await renderAll(since, current, 1000))).toEqual(entries(changesBefore));
+  expect(changesBefore).toContain('<gone href="a%26b%3Cc%3E@%25.vcf"/>');
 });
