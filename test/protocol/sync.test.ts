@@ -178,6 +178,61 @@ describe('sync-collection', () => {
   });
 });
 
+describe('rendered and built responses', () => {
+  // A sync that asks for stored values only (getetag, getcontentlength) gets its first page from the
+  // storage; one that asks for getlastmodified builds every response. Both must list the same.
+  const NAMES = ['plain.vcf', 'with space.vcf', 'a&b<c>.vcf', 'Zoë 日本.vcf', '100%.vcf', 'x,y;z.vcf'];
+
+  async function filledBook(): Promise<{ book: string; token: string; hrefs: string[] }> {
+    const book = await freshBook();
+    const hrefs = NAMES.map((name) => book + encodeURIComponent(name));
+    for (const [i, href] of hrefs.entries()) await alice.putCard(href, person(uid(book, i), `Person Number${i}`));
+    const { syncToken } = await alice.sync(book, '');
+    await alice.putCard(hrefs[3], person(uid(book, 3), 'Person Renamed'));
+    expect((await alice.delete(hrefs[2])).status).toBe(204);
+    expect((await alice.delete(hrefs[4])).status).toBe(204);
+    return { book, token: syncToken!, hrefs };
+  }
+
+  /** Returns each response's href, status and ETag, sorted by href. */
+  function summary(result: Multistatus): [string, number | undefined, string | undefined][] {
+    return result.responses
+      .map((r): [string, number | undefined, string | undefined] => [r.href, r.status, okProp(r, d('getetag'))?.text])
+      .sort((a, b) => a[0].localeCompare(b[0]));
+  }
+
+  test.each(['', 'delta'])('same listing, token %j', async (kind) => {
+    const { book, token, hrefs } = await filledBook();
+    const from = kind === '' ? '' : token;
+    const rendered = await alice.sync(book, from);
+    const built = await alice.sync(book, from, { props: [d('getetag'), d('getlastmodified')] });
+    expect(summary(rendered)).toEqual(summary(built));
+    expect(rendered.syncToken).toBe(built.syncToken);
+    const expected = kind === '' ? [0, 1, 3, 5] : [2, 3, 4];
+    expect(rendered.responses.map((r) => r.href).sort()).toEqual(expected.map((i) => hrefs[i]).sort());
+  });
+
+  test('rendered hrefs can be fetched', async () => {
+    const { book, token, hrefs } = await filledBook();
+    const delta = await alice.sync(book, token);
+    const present = responseFor(delta.responses, hrefs[3]);
+    expect(present.status).toBeUndefined();
+    const reply = await alice.get(present.href);
+    expect(reply.status).toBe(200);
+    expect(reply.headers.etag).toBe(okProp(present, d('getetag'))?.text);
+    expect(responseFor(delta.responses, hrefs[2]).status).toBe(404);
+    expect(responseFor(delta.responses, hrefs[4]).status).toBe(404);
+  });
+
+  test('content length is rendered too', async () => {
+    const { book, hrefs } = await filledBook();
+    const result = await alice.sync(book, '', { props: [d('getetag'), d('getcontentlength')] });
+    const reply = await alice.get(hrefs[0]);
+    const length = okProp(responseFor(result.responses, hrefs[0]), d('getcontentlength'))?.text;
+    expect(length).toBe(String(Buffer.byteLength(reply.text)));
+  });
+});
+
 describe('sync tokens', () => {
   test('empty book token is a URI and accepted', async () => {
     const book = await freshBook();
