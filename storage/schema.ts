@@ -153,16 +153,14 @@ const MIGRATIONS: Migration[] = [
       DROP INDEX tombstones_by_seq;
       CREATE INDEX tombstones_by_seq ON tombstones (book_id, seq, name, segment);
     `);
-    const updateCard = db.prepare('UPDATE cards SET segment = ? WHERE id = ?');
-    for (const [id, name] of db.prepare('SELECT id, name FROM cards').raw().all() as [number, string][]) {
-      const segment = storedSegment(name);
-      if (segment !== null) updateCard.run(segment, id);
-    }
-    const updateTombstone = db.prepare('UPDATE tombstones SET segment = ? WHERE book_id = ? AND name = ?');
-    for (const [bookId, name] of db.prepare('SELECT book_id, name FROM tombstones').raw().all() as [number, string][]) {
-      const segment = storedSegment(name);
-      if (segment !== null) updateTombstone.run(segment, bookId, name);
-    }
+    // The function exists on this connection only, so no index or view may use it.
+    db.function('stored_segment', { deterministic: true }, (name) => storedSegment(String(name)));
+    // Only the rows whose segment differs from their name are written, and the subquery finds them in an index.
+    db.exec(`
+      UPDATE cards SET segment = stored_segment(name)
+      WHERE id IN (SELECT id FROM cards INDEXED BY cards_by_book WHERE stored_segment(name) IS NOT NULL);
+      UPDATE tombstones SET segment = stored_segment(name) WHERE stored_segment(name) IS NOT NULL;
+    `);
   },
 ];
 
