@@ -104,7 +104,7 @@ export interface ReportWriter {
   rest(): Buffer | undefined;
 }
 
-/** Returns what card properties depend on. A card's privileges are the user's access to its book, as PROPFIND reports them. */
+/** Returns the context of a book's card properties. A card's privileges are the user's access to its book, as PROPFIND reports them. */
 function propertyContext(dc: DavContext, resource: BookResource): PropertyContext {
   return { user: dc.user, maxResourceSize: dc.limits.maxResourceSize, access: resource.access };
 }
@@ -219,7 +219,7 @@ async function syncCollection(dc: DavContext, resource: BookResource, root: XmlE
   let finalSeq = sinceSeq;
   const layout = props.addressData ? undefined : cardLayout(propertyContext(dc, resource), resource.owner, props.request, minimal, resource.href);
   const out = reportWriter(dc, resource, props, minimal, memberHrefs(resource.href));
-  const truncation = () => out.status(resource.href, 507, tag(clark(NS.DAV, 'number-of-matches-within-limits')));
+  const reportTruncated = () => out.status(resource.href, 507, tag(clark(NS.DAV, 'number-of-matches-within-limits')));
 
   // Changes committed after the request resolved the book (book.syncSeq) wait for the next sync, so a card
   // written while this response streams is not listed twice, once as it was and once as it is now.
@@ -231,7 +231,7 @@ async function syncCollection(dc: DavContext, resource: BookResource, root: XmlE
       if (page.count > 0) yield page.bytes;
       seq = page.seq;
       remaining -= page.count;
-      if (page.truncated && remaining <= 0) truncation();
+      if (page.truncated && remaining <= 0) reportTruncated();
       if (!page.truncated || remaining <= 0) {
         yield* finish(seq);
         return;
@@ -265,7 +265,7 @@ async function syncCollection(dc: DavContext, resource: BookResource, root: XmlE
       remaining -= changes.length;
       if (later || !page.truncated) break;
       if (remaining <= 0) {
-        truncation();
+        reportTruncated();
         break;
       }
     }

@@ -250,10 +250,11 @@ export interface ChangeLayout {
 export interface RenderedChanges {
   /** The entries, as UTF-8. */
   bytes: Buffer;
-  /** Entries in `bytes`. */
+  /** Number of entries in `bytes`. */
   count: number;
   /** The sequence number a client may continue from. */
   seq: number;
+  /** Whether changes up to `untilSeq` remain after this run. */
   truncated: boolean;
 }
 
@@ -389,7 +390,7 @@ export interface Storage {
   /**
    * Writes the first `limit` changes after `sinceSeq` up to and including
    * `untilSeq` into `layout`. The database produces the bytes, so a long
-   * listing costs no work per change in JavaScript. The entries may come in
+   * listing needs no work per change in JavaScript. The entries may come in
    * any order (SQLite's come in sequence order). With `sinceSeq` 0 it lists
    * the current cards only, without removals. The returned `seq` is
    * `untilSeq` unless the run was truncated.

@@ -179,8 +179,8 @@ describe('sync-collection', () => {
 });
 
 describe('rendered and built responses', () => {
-  // A sync that asks for stored values only (getetag, getcontentlength) gets its first page from the
-  // storage; one that asks for getlastmodified builds every response. Both must list the same.
+  // A sync that requests stored values only (getetag, getcontentlength) gets its first page from the
+  // storage, and one that requests getlastmodified builds every response. Both must list the same.
   const NAMES = ['plain.vcf', 'with space.vcf', 'a&b<c>.vcf', 'Zoë 日本.vcf', '100%.vcf', 'x,y;z.vcf'];
 
   async function filledBook(): Promise<{ book: string; token: string; hrefs: string[] }> {

@@ -111,7 +111,7 @@ describe('storage failure', () => {
     expect(parseMultistatus(replies[0].text).responses).toHaveLength(4);
   });
 
-  // A sync that asks for the ETag alone reads responses that the storage renders, and one with other values reads changes.
+  // A sync that requests the ETag alone reads responses that the storage renders, and one with other values reads changes.
   test.each([
     ['renderChanges', '<d:getetag/>'],
     ['changesSince', '<d:getetag/><d:getlastmodified/>'],
