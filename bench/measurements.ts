@@ -244,8 +244,11 @@ export function multigetSample(cards: readonly BenchCard[], count: number): Benc
   return Array.from({ length: size }, (_, i) => cards[Math.floor((i * cards.length) / size)]);
 }
 
-/** addressbook-multiget of 500 hrefs with getetag and address-data, in seconds. */
-export async function measureMultiget(state: BookState): Promise<MetricResult> {
+/**
+ * Returns the number of hrefs and a function that times one addressbook-multiget of up to 500
+ * hrefs spread over the book (getetag and address-data) and checks that every card came back.
+ */
+export function multigetRequest(state: BookState): { hrefs: number; once: () => Promise<number> } {
   const sample = multigetSample(state.cards.cards, MULTIGET_HREFS);
   const body =
     '<?xml version="1.0" encoding="utf-8"?>' +
@@ -253,14 +256,21 @@ export async function measureMultiget(state: BookState): Promise<MetricResult> {
     '<D:prop><D:getetag/><C:address-data/></D:prop>' +
     sample.map((card) => `<D:href>${state.href(card)}</D:href>`).join('') +
     '</C:addressbook-multiget>';
-  const result = await repeat(`multiget of ${sample.length}`, state, state.plan.runs, async () => {
+  const once = async () => {
     const response = await timedRequest(state, 'REPORT', state.server.bookPath, { Depth: '0' }, body);
     checkCount('addressbook-multiget', state.server, countResponses(response.body), sample.length);
     const missing = sample.find((card) => !response.body.includes(card.uid));
     if (missing) throw new Error(`${state.server.kind}: addressbook-multiget did not return the card ${missing.uid}`);
     return response.seconds;
-  }, formatSeconds);
-  if (sample.length < MULTIGET_HREFS) result.note = `${sample.length} hrefs, the whole book`;
+  };
+  return { hrefs: sample.length, once };
+}
+
+/** addressbook-multiget of 500 hrefs with getetag and address-data, in seconds. */
+export async function measureMultiget(state: BookState): Promise<MetricResult> {
+  const { hrefs, once } = multigetRequest(state);
+  const result = await repeat(`multiget of ${hrefs}`, state, state.plan.runs, once, formatSeconds);
+  if (hrefs < MULTIGET_HREFS) result.note = `${hrefs} hrefs, the whole book`;
   return result;
 }
 
@@ -297,6 +307,23 @@ export async function measureSyncInitial(state: BookState): Promise<MetricResult
 }
 
 /**
+ * Changes `changes` cards (untimed), then times one sync-collection from the previous token and
+ * checks that it lists at least those changes. Returns seconds.
+ */
+export async function syncDeltaOnce(state: BookState, changes: number, label: string): Promise<number> {
+  if (state.syncToken === undefined) await syncOnce(state, undefined);
+  await state.editCards(changes);
+  const { seconds, responses } = await syncOnce(state, state.syncToken);
+  checkCount(label, state.server, responses, changes, true);
+  return seconds;
+}
+
+/** Times one sync-collection from the latest token, as an untimed warm-up run. Returns seconds. */
+export async function syncLatestOnce(state: BookState): Promise<number> {
+  return (await syncOnce(state, state.syncToken)).seconds;
+}
+
+/**
  * sync-collection from the previous token after `changes` cards were changed, in seconds.
  * The edits are untimed, and each run changes cards that earlier runs left alone.
  */
@@ -306,15 +333,10 @@ export async function measureSyncDelta(state: BookState, changes: number, label:
     label,
     state,
     state.plan.runs,
-    async () => {
-      await state.editCards(changes);
-      const { seconds, responses } = await syncOnce(state, state.syncToken);
-      checkCount(label, state.server, responses, changes, true);
-      return seconds;
-    },
+    () => syncDeltaOnce(state, changes, label),
     formatSeconds,
     // An untimed run syncs from the latest token without changing cards first.
-    async () => (await syncOnce(state, state.syncToken)).seconds,
+    () => syncLatestOnce(state),
   );
 }
 

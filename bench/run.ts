@@ -26,7 +26,8 @@ import {
   RunPlan,
   SMALL_DELTA,
 } from './measurements';
-import { METRIC_IDS, MetricId, renderTables, renderTargets, Results, ServerResults } from './report';
+import { measurePaired, PairedResults } from './paired';
+import { METRIC_IDS, MetricId, renderPaired, renderTables, renderTargets, Results, ServerResults } from './report';
 import { CardinalOptions, commitOf, createServer, REPO_ROOT, SERVER_KINDS, ServerKind } from './servers';
 import { measureVdirsyncer } from './vdirsyncer';
 
@@ -38,7 +39,8 @@ const USAGE = `Usage: node dist/bench/run.js [options]
 Compares Cardinal with Radicale and Xandikos on 127.0.0.1 and prints a Markdown report.
 
 Options:
-  --n LIST               card counts to run, comma-separated (default 1000,10000,100000)
+  --n LIST               card counts to run, comma-separated (default 1000,10000,100000);
+                         none for the paired measurement alone
   --servers LIST         servers to run, from cardinal,radicale,xandikos (default all three)
   --quick                N = 200 and every measurement once; a smoke test
   --runs R               runs of each request measurement (default 5)
@@ -55,6 +57,11 @@ Options:
   --vdirsyncer-timeout SECONDS
                          longest wait for one vdirsyncer run (default 1800)
   --skip LIST            measurements to leave out, from ${SKIPPABLE.join(',')}
+  --paired SMALL,LARGE   also run Cardinal with SMALL and with LARGE cards at the same time and
+                         time their 1% sync and multiget in turns, for the scaling targets
+                         (default 1000,100000 when --n has both and Cardinal runs; 20,200 with
+                         --quick; none to leave it out)
+  --paired-runs R        rounds of the paired measurement (default 15; 1 with --quick)
   --cardinal-root DIR    built checkout of Cardinal to run (default: this repository)
   --cardinal-node-args ARGS
                          extra node arguments for the Cardinal server, space-separated
@@ -76,6 +83,9 @@ export interface BenchOptions {
   keep: boolean;
   json?: string;
   quick: boolean;
+  /** Sizes of the paired measurement, small then large, or undefined to leave it out. */
+  paired?: [number, number];
+  pairedRuns: number;
 }
 
 class UsageError extends Error {}
@@ -116,6 +126,8 @@ export function parseOptions(argv: string[]): BenchOptions | undefined {
       'request-timeout': { type: 'string' },
       'vdirsyncer-timeout': { type: 'string' },
       skip: { type: 'string' },
+      paired: { type: 'string' },
+      'paired-runs': { type: 'string' },
       'cardinal-root': { type: 'string' },
       'cardinal-node-args': { type: 'string' },
       'work-dir': { type: 'string' },
@@ -128,7 +140,9 @@ export function parseOptions(argv: string[]): BenchOptions | undefined {
   if (values.help) return undefined;
 
   const quick = values.quick ?? false;
-  const sizes = values.n
+  const sizes = values.n?.trim() === 'none'
+    ? []
+    : values.n
     ? parseList(values.n, 'n').map((item) => Math.round(parsePositive(item, 'n', 0)))
     : quick
       ? [200]
@@ -145,6 +159,15 @@ export function parseOptions(argv: string[]): BenchOptions | undefined {
     skip.add(item as MetricId);
   }
   const defaultRuns = quick ? 1 : 5;
+  let paired: [number, number] | undefined;
+  if (values.paired !== undefined && values.paired.trim() !== 'none') {
+    const pair = parseList(values.paired, 'paired').map((item) => Math.round(parsePositive(item, 'paired', 0)));
+    if (pair.length !== 2 || pair[0] > pair[1]) throw new UsageError(`invalid --paired: ${values.paired}; use SMALL,LARGE with SMALL not above LARGE`);
+    paired = [pair[0], pair[1]];
+  } else if (values.paired === undefined && servers.includes('cardinal')) {
+    if (quick) paired = [20, 200];
+    else if (sizes.includes(1_000) && sizes.includes(100_000)) paired = [1_000, 100_000];
+  }
   return {
     sizes,
     servers: SERVER_KINDS.filter((kind) => servers.includes(kind)),
@@ -167,6 +190,8 @@ export function parseOptions(argv: string[]): BenchOptions | undefined {
     keep: values.keep ?? false,
     json: values.json,
     quick,
+    paired,
+    pairedRuns: Math.round(parsePositive(values['paired-runs'], 'paired-runs', quick ? 1 : 15)),
   };
 }
 
@@ -274,6 +299,7 @@ export async function runBenchmark(options: BenchOptions, argv: string[]): Promi
   const root = mkdtempSync(path.join(options.workDir ?? os.tmpdir(), 'cardinal-bench-'));
   const results: Results = new Map();
   const versions = new Map<ServerKind, string>();
+  let paired: PairedResults | undefined;
   progress(`stores under ${root}`);
   try {
     for (const n of options.sizes) {
@@ -290,13 +316,22 @@ export async function runBenchmark(options: BenchOptions, argv: string[]): Promi
         }
       }
     }
+    if (options.paired) {
+      const [small, large] = options.paired;
+      progress(`paired: generating ${small} and ${large} cards`);
+      try {
+        paired = await measurePaired(new CardSet(small), new CardSet(large), options.pairedRuns, options.plan, options.cardinal, root, progress);
+      } catch (error) {
+        progress(`paired: no results: ${(error as Error).message.split('\n')[0]}`);
+      }
+    }
   } finally {
     if (!options.keep) rmSync(root, { recursive: true, force: true });
   }
 
   if (options.json) {
     const plain = Object.fromEntries([...results].map(([n, perServer]) => [n, Object.fromEntries(perServer)]));
-    writeFileSync(options.json, JSON.stringify({ argv, results: plain }, null, 2));
+    writeFileSync(options.json, JSON.stringify({ argv, results: plain, paired }, null, 2));
   }
   const header = [
     `Command: node dist/bench/run.js ${argv.join(' ')}`.trimEnd(),
@@ -306,9 +341,17 @@ export async function runBenchmark(options: BenchOptions, argv: string[]): Promi
     `Runs: ${options.plan.runs} per request measurement after up to ${options.plan.warmups} untimed ones (at most ${options.plan.warmupSeconds} s of them), ${options.plan.uploadRuns} per upload and initial vdirsyncer sync; medians shown`,
     `Load average (1 min): ${loadAtStart.toFixed(2)} at the start, ${os.loadavg()[0].toFixed(2)} at the end`,
   ];
-  return [...header.map((line) => `- ${line}`), '', renderTables(results, options.servers), '#### Targets', '', renderTargets(results), ''].join(
-    '\n',
-  );
+  if (options.paired) header.push(`Paired: ${options.paired.join(' and ')} cards, ${options.pairedRuns} round${options.pairedRuns === 1 ? "" : "s"} after up to ${options.plan.warmups} untimed ones; medians shown`);
+  return [
+    ...header.map((line) => `- ${line}`),
+    '',
+    renderTables(results, options.servers),
+    ...(options.paired ? [renderPaired(paired), ''] : []),
+    '#### Targets',
+    '',
+    renderTargets(results, paired),
+    '',
+  ].join('\n');
 }
 
 export async function main(argv: string[]): Promise<void> {

@@ -96,6 +96,16 @@ describe('benchmark quick mode', () => {
     }
   });
 
+  test('prints paired table', () => {
+    expect(result.stdout).toMatch(/^- Paired: 20 and 200 cards, 1 round after up to 1 untimed ones/m);
+    const table = result.stdout.slice(result.stdout.indexOf('### Paired, N = 20 and N = 200 at the same time'));
+    for (const label of ['sync-collection after 1% changed', 'addressbook-multiget, up to 500 hrefs']) {
+      const cells = rowCells(table, label);
+      expect({ label, cells }).toEqual({ label, cells: [expect.any(String), expect.stringMatching(/ ms$/), expect.stringMatching(/ ms$/), expect.stringMatching(/^\d+\.\d\d×$/)] });
+    }
+    expect(result.stderr).toMatch(/paired: round 1\/1: N=20 sync .+ ms, multiget .+ ms; N=200 sync .+ ms, multiget .+ ms/);
+  });
+
   test('prints targets section', () => {
     expect(result.stdout).toContain('#### Targets');
   });

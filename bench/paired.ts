@@ -1,0 +1,155 @@
+/**
+ * The paired measurement behind the two scaling targets. Each target divides a request's time at a
+ * large N by the same request's time at a small N. Measured in separate runs, minutes apart, the
+ * two medians also carry how fast the machine happened to be at each time (see "How much the runs
+ * vary" in docs/benchmarks.md). Here two Cardinal servers, one per size, run at the same time and
+ * take turns request by request, so both sides of each ratio are sampled under the same conditions.
+ */
+import path from 'node:path';
+
+import type { CardSet } from './cards';
+import {
+  BookState,
+  formatSeconds,
+  LARGE_DELTA_SHARE,
+  Logger,
+  measureBulkPut,
+  MetricResult,
+  multigetRequest,
+  RunPlan,
+  syncDeltaOnce,
+  syncLatestOnce,
+} from './measurements';
+import { CardinalOptions, createServer } from './servers';
+
+/** Medians of the paired measurement: each request at the small and at the large N. */
+export interface PairedResults {
+  small: number;
+  large: number;
+  syncSmall: MetricResult;
+  syncLarge: MetricResult;
+  multigetSmall: MetricResult;
+  multigetLarge: MetricResult;
+}
+
+/** Changes before each sync of the paired measurement: 1% of the book, at least one. */
+export function deltaFor(n: number): number {
+  return Math.max(1, Math.round(n * LARGE_DELTA_SHARE));
+}
+
+interface Side {
+  state: BookState;
+  delta: number;
+  multiget: () => Promise<number>;
+  sync: number[];
+  multigets: number[];
+}
+
+/**
+ * Untimed runs of the whole sequence (changes, then sync) and of the multiget before each timed
+ * one. A server that sat idle while the other one worked handles its next requests slower, and
+ * the small one sits idle longer, while the large one changes 1% of its cards.
+ */
+const RETURN_SYNCS = 3;
+const RETURN_MULTIGETS = 5;
+/** Interval at which a server's CPU time is read while waiting for it to go idle, in milliseconds. */
+const IDLE_POLL_MS = 50;
+/** Consecutive intervals without CPU time that count as idle. */
+const IDLE_POLLS = 2;
+/** Maximum wait for a server to go idle, in milliseconds. */
+const IDLE_WAIT_MS = 5_000;
+
+/**
+ * Takes one timed sample of each request on one side. Each timed request follows untimed runs of
+ * the same sequence, so that both sides return from idle the same way before it.
+ */
+async function sampleSide(side: Side): Promise<void> {
+  const label = `paired sync after ${side.delta} changes`;
+  for (let run = 0; run < RETURN_SYNCS; run++) await syncDeltaOnce(side.state, side.delta, label);
+  side.sync.push(await syncDeltaOnce(side.state, side.delta, label));
+  for (let run = 0; run < RETURN_MULTIGETS; run++) await side.multiget();
+  side.multigets.push(await side.multiget());
+}
+
+/** Waits until the server used no CPU time for IDLE_POLLS polls in a row, or IDLE_WAIT_MS passed. */
+async function waitUntilIdle(state: BookState): Promise<void> {
+  const deadline = performance.now() + IDLE_WAIT_MS;
+  let quiet = 0;
+  let last = state.server.cpuSeconds();
+  while (quiet < IDLE_POLLS && performance.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, IDLE_POLL_MS));
+    const now = state.server.cpuSeconds();
+    quiet = now === last ? quiet + 1 : 0;
+    last = now;
+  }
+}
+
+/**
+ * Starts Cardinal with `small` and with `large` cards (uploaded untimed), warms both up, then runs
+ * `rounds` rounds. In a round each server in turn, once the other has gone idle, changes 1% of
+ * its book and syncs it, then runs a multiget of 500; which goes first alternates.
+ */
+export async function measurePaired(
+  small: CardSet,
+  large: CardSet,
+  rounds: number,
+  plan: RunPlan,
+  cardinal: CardinalOptions,
+  root: string,
+  log: Logger,
+): Promise<PairedResults> {
+  const sides: Side[] = [];
+  const servers = ['small', 'large'].map((side) => createServer('cardinal', path.join(root, `paired-${side}`), cardinal));
+  try {
+    for (const [index, cards] of [small, large].entries()) {
+      const n = cards.cards.length;
+      const server = servers[index];
+      const sideLog: Logger = (message) => log(`paired N=${n} ${message}`);
+      await server.start();
+      const state = new BookState(server, cards, plan, sideLog);
+      sideLog('cardinal: upload, untimed');
+      await measureBulkPut(new BookState(server, cards, { ...plan, uploadRuns: 1 }, sideLog));
+      await server.warmUp();
+      sides.push({ state, delta: deltaFor(n), multiget: multigetRequest(state).once, sync: [], multigets: [] });
+    }
+
+    const warming = performance.now();
+    for (let run = 1; run <= plan.warmups; run++) {
+      for (const side of sides) {
+        await syncLatestOnce(side.state);
+        await side.multiget();
+      }
+      if ((performance.now() - warming) / 1000 > plan.warmupSeconds) break;
+    }
+    log(`paired: ${sides.map((side) => side.state.n).join(' and ')} cards warmed up`);
+
+    const started = performance.now();
+    let note: string | undefined;
+    for (let round = 1; round <= rounds; round++) {
+      const order = round % 2 === 1 ? sides : [...sides].reverse();
+      for (const side of order) {
+        // The other server may still be checkpointing its last edits; neither side should pay for that.
+        for (const other of sides) if (other !== side) await waitUntilIdle(other.state);
+        await sampleSide(side);
+      }
+      const figures = sides.map((side) => `N=${side.state.n} sync ${formatSeconds(side.sync.at(-1)!)}, multiget ${formatSeconds(side.multigets.at(-1)!)}`);
+      log(`paired: round ${round}/${rounds}: ${figures.join('; ')}`);
+      if (round < rounds && (performance.now() - started) / 1000 > plan.budgetSeconds) {
+        note = `${round} of ${rounds} rounds, time budget of ${plan.budgetSeconds} s used up`;
+        break;
+      }
+    }
+    const [smallSide, largeSide] = sides;
+    const result = (values: number[]): MetricResult => ({ values, note });
+    return {
+      small: smallSide.state.n,
+      large: largeSide.state.n,
+      syncSmall: result(smallSide.sync),
+      syncLarge: result(largeSide.sync),
+      multigetSmall: result(smallSide.multigets),
+      multigetLarge: result(largeSide.multigets),
+    };
+  } finally {
+    for (const server of servers) await server.shutdown();
+  }
+}
