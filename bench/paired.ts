@@ -6,6 +6,8 @@
  * take turns request by request, so both sides of each ratio are sampled under the same conditions.
  */
 import path from 'node:path';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 
 import type { CardSet } from './cards';
 import {
@@ -45,13 +47,6 @@ interface Side {
   multigets: number[];
 }
 
-/**
- * Untimed runs of the whole sequence (changes, then sync) and of the multiget before each timed
- * one. A server that sat idle while the other one worked handles its next requests slower, and
- * the small one sits idle longer, while the large one changes 1% of its cards.
- */
-const RETURN_SYNCS = 3;
-const RETURN_MULTIGETS = 5;
 /** Interval at which a server's CPU time is read while waiting for it to go idle, in milliseconds. */
 const IDLE_POLL_MS = 50;
 /** Consecutive intervals without CPU time that count as idle. */
@@ -60,15 +55,32 @@ const IDLE_POLLS = 2;
 const IDLE_WAIT_MS = 5_000;
 
 /**
- * Takes one timed sample of each request on one side. Each timed request follows untimed runs of
- * the same sequence, so that both sides return from idle the same way before it.
+ * Runs one turn of one side, the way the per-N runs measure a server. Untimed syncs from the
+ * latest token come first. Then `plan.runs` timed runs change 1% of the cards and sync from the
+ * previous token. Last come untimed multigets and `plan.runs` timed ones.
  */
-async function sampleSide(side: Side): Promise<void> {
+async function takeTurn(side: Side, plan: RunPlan): Promise<void> {
   const label = `paired sync after ${side.delta} changes`;
-  for (let run = 0; run < RETURN_SYNCS; run++) await syncDeltaOnce(side.state, side.delta, label);
-  side.sync.push(await syncDeltaOnce(side.state, side.delta, label));
-  for (let run = 0; run < RETURN_MULTIGETS; run++) await side.multiget();
-  side.multigets.push(await side.multiget());
+  await untimed(plan, () => syncLatestOnce(side.state));
+  for (let run = 0; run < plan.runs; run++) side.sync.push(await syncDeltaOnce(side.state, side.delta, label));
+  await untimed(plan, side.multiget);
+  for (let run = 0; run < plan.runs; run++) side.multigets.push(await side.multiget());
+}
+
+/** Runs `request` up to plan.warmups times, untimed, and no further time after plan.warmupSeconds. */
+async function untimed(plan: RunPlan, request: () => Promise<unknown>): Promise<void> {
+  const started = performance.now();
+  for (let run = 0; run < plan.warmups && (performance.now() - started) / 1000 <= plan.warmupSeconds; run++) await request();
+}
+
+/**
+ * Returns a function that runs a full garbage collection in this process. The client's own
+ * garbage from one server's turn (a turn at N = 100,000 reads 35 multigets of 500 cards) would
+ * otherwise be collected during the other server's requests.
+ */
+function garbageCollector(): () => void {
+  v8.setFlagsFromString('--expose-gc');
+  return vm.runInNewContext('gc') as () => void;
 }
 
 /** Waits until the server used no CPU time for IDLE_POLLS polls in a row, or IDLE_WAIT_MS passed. */
@@ -85,9 +97,9 @@ async function waitUntilIdle(state: BookState): Promise<void> {
 }
 
 /**
- * Starts Cardinal with `small` and with `large` cards (uploaded untimed), warms both up, then runs
- * `rounds` rounds. In a round each server in turn, once the other has gone idle, changes 1% of
- * its book and syncs it, then runs a multiget of 500; which goes first alternates.
+ * Starts Cardinal with `small` and with `large` cards (uploaded untimed), then runs `rounds`
+ * rounds. In a round each server takes a turn (see takeTurn) once the other has gone idle, and
+ * which goes first alternates from round to round.
  */
 export async function measurePaired(
   small: CardSet,
@@ -113,16 +125,7 @@ export async function measurePaired(
       sides.push({ state, delta: deltaFor(n), multiget: multigetRequest(state).once, sync: [], multigets: [] });
     }
 
-    const warming = performance.now();
-    for (let run = 1; run <= plan.warmups; run++) {
-      for (const side of sides) {
-        await syncLatestOnce(side.state);
-        await side.multiget();
-      }
-      if ((performance.now() - warming) / 1000 > plan.warmupSeconds) break;
-    }
-    log(`paired: ${sides.map((side) => side.state.n).join(' and ')} cards warmed up`);
-
+    const collectGarbage = garbageCollector();
     const started = performance.now();
     let note: string | undefined;
     for (let round = 1; round <= rounds; round++) {
@@ -130,9 +133,11 @@ export async function measurePaired(
       for (const side of order) {
         // The other server may still be checkpointing its last edits; neither side should pay for that.
         for (const other of sides) if (other !== side) await waitUntilIdle(other.state);
-        await sampleSide(side);
+        collectGarbage();
+        await takeTurn(side, plan);
       }
-      const figures = sides.map((side) => `N=${side.state.n} sync ${formatSeconds(side.sync.at(-1)!)}, multiget ${formatSeconds(side.multigets.at(-1)!)}`);
+      const latest = (values: number[]) => values.slice(-plan.runs).map(formatSeconds).join(', ');
+      const figures = sides.map((side) => `N=${side.state.n} syncs ${latest(side.sync)}; multigets ${latest(side.multigets)}`);
       log(`paired: round ${round}/${rounds}: ${figures.join('; ')}`);
       if (round < rounds && (performance.now() - started) / 1000 > plan.budgetSeconds) {
         note = `${round} of ${rounds} rounds, time budget of ${plan.budgetSeconds} s used up`;

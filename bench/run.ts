@@ -61,7 +61,8 @@ Options:
                          time their 1% sync and multiget in turns, for the scaling targets
                          (default 1000,100000 when --n has both and Cardinal runs; 20,200 with
                          --quick; none to leave it out)
-  --paired-runs R        rounds of the paired measurement (default 15; 1 with --quick)
+  --paired-runs R        rounds of the paired measurement, each with --runs timed runs per
+                         server (default 4; 1 with --quick)
   --cardinal-root DIR    built checkout of Cardinal to run (default: this repository)
   --cardinal-node-args ARGS
                          extra node arguments for the Cardinal server, space-separated
@@ -191,7 +192,7 @@ export function parseOptions(argv: string[]): BenchOptions | undefined {
     json: values.json,
     quick,
     paired,
-    pairedRuns: Math.round(parsePositive(values['paired-runs'], 'paired-runs', quick ? 1 : 15)),
+    pairedRuns: Math.round(parsePositive(values['paired-runs'], 'paired-runs', quick ? 1 : 4)),
   };
 }
 

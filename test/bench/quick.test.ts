@@ -103,7 +103,7 @@ describe('benchmark quick mode', () => {
       const cells = rowCells(table, label);
       expect({ label, cells }).toEqual({ label, cells: [expect.any(String), expect.stringMatching(/ ms$/), expect.stringMatching(/ ms$/), expect.stringMatching(/^\d+\.\d\d×$/)] });
     }
-    expect(result.stderr).toMatch(/paired: round 1\/1: N=20 sync .+ ms, multiget .+ ms; N=200 sync .+ ms, multiget .+ ms/);
+    expect(result.stderr).toMatch(/paired: round 1\/1: N=20 syncs .+ ms; multigets .+ ms; N=200 syncs .+ ms; multigets .+ ms/);
   });
 
   test('prints targets section', () => {
