@@ -15,6 +15,11 @@ export const MULTIGET_HREFS = 500;
 export const SMALL_DELTA = 10;
 /** Share of the cards changed before the large sync-collection delta. */
 export const LARGE_DELTA_SHARE = 0.01;
+
+/** Returns the number of cards changed before the large sync-collection delta: 1% of `n`, at least one. */
+export function largeDelta(n: number): number {
+  return Math.max(1, Math.round(n * LARGE_DELTA_SHARE));
+}
 /** The FN text-match needle: a family name of the German locale, with a non-ASCII letter. */
 export const FN_NEEDLE = 'Müller';
 /** First candidate stride through the card indices when picking cards to change (a prime). */

@@ -1,9 +1,8 @@
 /**
- * The paired measurement behind the two scaling targets. Each target divides a request's time at a
- * large N by the same request's time at a small N. Measured in separate runs, minutes apart, the
- * two medians also carry how fast the machine happened to be at each time (see "How much the runs
- * vary" in docs/benchmarks.md). Here two Cardinal servers, one per size, run at the same time and
- * take turns request by request, so both sides of each ratio are sampled under the same conditions.
+ * The paired measurement behind the two scaling targets, which divide a request's time at a large N
+ * by the same request's time at a small N. Runs minutes apart also measure how the machine's speed
+ * drifted in between (see "How much the runs vary" in docs/benchmarks.md). So here two Cardinal
+ * servers, one per size, run at the same time and take turns of a few seconds each.
  */
 import path from 'node:path';
 import v8 from 'node:v8';
@@ -13,7 +12,7 @@ import type { CardSet } from './cards';
 import {
   BookState,
   formatSeconds,
-  LARGE_DELTA_SHARE,
+  largeDelta,
   Logger,
   measureBulkPut,
   MetricResult,
@@ -34,11 +33,7 @@ export interface PairedResults {
   multigetLarge: MetricResult;
 }
 
-/** Changes before each sync of the paired measurement: 1% of the book, at least one. */
-export function deltaFor(n: number): number {
-  return Math.max(1, Math.round(n * LARGE_DELTA_SHARE));
-}
-
+/** One server of the pair, with its timed samples in seconds. */
 interface Side {
   state: BookState;
   delta: number;
@@ -67,7 +62,7 @@ async function takeTurn(side: Side, plan: RunPlan): Promise<void> {
   for (let run = 0; run < plan.runs; run++) side.multigets.push(await side.multiget());
 }
 
-/** Runs `request` up to plan.warmups times, untimed, and no further time after plan.warmupSeconds. */
+/** Runs `request` up to plan.warmups times, untimed, and starts no further run after plan.warmupSeconds. */
 async function untimed(plan: RunPlan, request: () => Promise<unknown>): Promise<void> {
   const started = performance.now();
   for (let run = 0; run < plan.warmups && (performance.now() - started) / 1000 <= plan.warmupSeconds; run++) await request();
@@ -122,7 +117,7 @@ export async function measurePaired(
       sideLog('cardinal: upload, untimed');
       await measureBulkPut(new BookState(server, cards, { ...plan, uploadRuns: 1 }, sideLog));
       await server.warmUp();
-      sides.push({ state, delta: deltaFor(n), multiget: multigetRequest(state).once, sync: [], multigets: [] });
+      sides.push({ state, delta: largeDelta(n), multiget: multigetRequest(state).once, sync: [], multigets: [] });
     }
 
     const collectGarbage = garbageCollector();
@@ -131,7 +126,7 @@ export async function measurePaired(
     for (let round = 1; round <= rounds; round++) {
       const order = round % 2 === 1 ? sides : [...sides].reverse();
       for (const side of order) {
-        // The other server may still be checkpointing its last edits; neither side should pay for that.
+        // The other server may still be checkpointing its last edits, and this side should not pay for that.
         for (const other of sides) if (other !== side) await waitUntilIdle(other.state);
         collectGarbage();
         await takeTurn(side, plan);

@@ -135,7 +135,7 @@ function cardinalMedian(results: Results, n: number, metric: MetricId): number |
  * turns, and the ratio of the large size to the small one.
  */
 export function renderPaired(paired: PairedResults | undefined): string {
-  if (!paired) return '### Paired\n\nThe paired measurement stopped early; the progress log has the reason.\n';
+  if (!paired) return '### Paired\n\nThe paired measurement stopped early. The progress log gives the reason.\n';
   const sizes = [paired.small, paired.large].map((n) => `N = ${n.toLocaleString('en-US')}`);
   const rows = [
     ['sync-collection after 1% changed', paired.syncSmall, paired.syncLarge],
@@ -181,25 +181,21 @@ export function renderTargets(results: Results, paired?: PairedResults): string 
   // pass it. Separate runs carry the machine's drift, and the paired small side runs slower.
   const pairedFits = paired?.small === 1_000 && paired.large === 100_000;
   const scaling = [
-    { label: 'sync-collection: 1% delta', small: 'the 10-change delta', largeMetric: 'syncPercent', smallMetric: 'syncTen', pair: [paired?.syncSmall, paired?.syncLarge] },
-    { label: 'multiget of 500', small: 'the same', largeMetric: 'multiget', smallMetric: 'multiget', pair: [paired?.multigetSmall, paired?.multigetLarge] },
+    { label: 'sync-collection: 1% delta', baseline: 'the 10-change delta', largeMetric: 'syncPercent', smallMetric: 'syncTen', pair: [paired?.syncSmall, paired?.syncLarge] },
+    { label: 'multiget of 500', baseline: 'the same', largeMetric: 'multiget', smallMetric: 'multiget', pair: [paired?.multigetSmall, paired?.multigetLarge] },
   ] as const;
   for (const target of scaling) {
-    const figures: { how: string; large: number; small: number }[] = [];
-    const large = cardinalMedian(results, 100_000, target.largeMetric);
-    const small = cardinalMedian(results, 1_000, target.smallMetric);
-    if (large !== undefined && small !== undefined) figures.push({ how: 'in separate runs', large, small });
-    const pairedSmall = pairedFits ? medianOf(target.pair[0]) : undefined;
-    const pairedLarge = pairedFits ? medianOf(target.pair[1]) : undefined;
-    if (pairedSmall !== undefined && pairedLarge !== undefined) figures.push({ how: 'paired', large: pairedLarge, small: pairedSmall });
+    const methods = [
+      { method: 'in separate runs', large: cardinalMedian(results, 100_000, target.largeMetric), small: cardinalMedian(results, 1_000, target.smallMetric) },
+      { method: 'paired', large: pairedFits ? medianOf(target.pair[1]) : undefined, small: pairedFits ? medianOf(target.pair[0]) : undefined },
+    ];
+    const figures = methods.filter((entry): entry is { method: string; large: number; small: number } => entry.large !== undefined && entry.small !== undefined);
     if (figures.length === 0) continue;
 
-    const described = figures.map(
-      ({ how, large, small }) => `${formatValue(large, 's')} against ${formatValue(small, 's')}, ${(large / small).toFixed(2)}× ${how}`,
-    );
-    const passes = figures.every(({ large, small }) => large / small <= 2);
-    const scope = figures.length > 1 ? 'target at most 2× in both' : 'target at most 2×';
-    lines.push(`- ${verdict(passes)} ${target.label} at N = 100,000 against ${target.small} at N = 1,000: ${described.join('; ')} (${scope})`);
+    const described = figures.map((entry) => `${formatValue(entry.large, 's')} against ${formatValue(entry.small, 's')}, ${(entry.large / entry.small).toFixed(2)}× ${entry.method}`);
+    const passes = figures.every((entry) => entry.large / entry.small <= 2);
+    const limit = figures.length > 1 ? 'target at most 2× in both' : 'target at most 2×';
+    lines.push(`- ${verdict(passes)} ${target.label} at N = 100,000 against ${target.baseline} at N = 1,000: ${described.join('; ')} (${limit})`);
   }
   return lines.length > 0 ? lines.join('\n') : '- no target applies to the measured N values';
 }

@@ -15,7 +15,7 @@ import {
   BookState,
   emailNeedle,
   FN_NEEDLE,
-  LARGE_DELTA_SHARE,
+  largeDelta,
   measureBulkPut,
   measureMultiget,
   measurePropfind,
@@ -141,13 +141,9 @@ export function parseOptions(argv: string[]): BenchOptions | undefined {
   if (values.help) return undefined;
 
   const quick = values.quick ?? false;
-  const sizes = values.n?.trim() === 'none'
-    ? []
-    : values.n
-    ? parseList(values.n, 'n').map((item) => Math.round(parsePositive(item, 'n', 0)))
-    : quick
-      ? [200]
-      : [1_000, 10_000, 100_000];
+  let sizes = quick ? [200] : [1_000, 10_000, 100_000];
+  if (values.n?.trim() === 'none') sizes = [];
+  else if (values.n) sizes = parseList(values.n, 'n').map((item) => Math.round(parsePositive(item, 'n', 0)));
   const servers = values.servers ? parseList(values.servers, 'servers') : [...SERVER_KINDS];
   for (const server of servers) {
     if (!(SERVER_KINDS as readonly string[]).includes(server)) {
@@ -163,7 +159,7 @@ export function parseOptions(argv: string[]): BenchOptions | undefined {
   let paired: [number, number] | undefined;
   if (values.paired !== undefined && values.paired.trim() !== 'none') {
     const pair = parseList(values.paired, 'paired').map((item) => Math.round(parsePositive(item, 'paired', 0)));
-    if (pair.length !== 2 || pair[0] > pair[1]) throw new UsageError(`invalid --paired: ${values.paired}; use SMALL,LARGE with SMALL not above LARGE`);
+    if (pair.length !== 2 || pair[0] > pair[1]) throw new UsageError(`invalid --paired: ${values.paired}; use two sizes SMALL,LARGE, with SMALL at most LARGE`);
     paired = [pair[0], pair[1]];
   } else if (values.paired === undefined && servers.includes('cardinal')) {
     if (quick) paired = [20, 200];
@@ -260,8 +256,8 @@ async function measureServer(
     await run('propfind', () => measurePropfind(state));
     await run('multiget', () => measureMultiget(state));
     await run('syncInitial', () => measureSyncInitial(state));
-    const largeDelta = Math.max(1, Math.round(n * LARGE_DELTA_SHARE));
-    await run('syncPercent', () => measureSyncDelta(state, largeDelta, `sync-collection after ${largeDelta} changes (1%)`));
+    const changes = largeDelta(n);
+    await run('syncPercent', () => measureSyncDelta(state, changes, `sync-collection after ${changes} changes (1%)`));
     await run('syncTen', () => measureSyncDelta(state, SMALL_DELTA, `sync-collection after ${SMALL_DELTA} changes`));
     await run('queryEmail', () => measureQuery(state, 'EMAIL', emailNeedle(cards.cards)));
     await run('queryFn', () => measureQuery(state, 'FN', FN_NEEDLE));
@@ -323,7 +319,7 @@ export async function runBenchmark(options: BenchOptions, argv: string[]): Promi
       try {
         paired = await measurePaired(new CardSet(small), new CardSet(large), options.pairedRuns, options.plan, options.cardinal, root, progress);
       } catch (error) {
-        progress(`paired: no results: ${(error as Error).message.split('\n')[0]}`);
+        progress(`paired: failed, no results: ${(error as Error).message.split('\n')[0]}`);
       }
     }
   } finally {
@@ -342,7 +338,7 @@ export async function runBenchmark(options: BenchOptions, argv: string[]): Promi
     `Runs: ${options.plan.runs} per request measurement after up to ${options.plan.warmups} untimed ones (at most ${options.plan.warmupSeconds} s of them), ${options.plan.uploadRuns} per upload and initial vdirsyncer sync; medians shown`,
     `Load average (1 min): ${loadAtStart.toFixed(2)} at the start, ${os.loadavg()[0].toFixed(2)} at the end`,
   ];
-  if (options.paired) header.push(`Paired: ${options.paired.join(' and ')} cards, ${options.pairedRuns} round${options.pairedRuns === 1 ? "" : "s"} after up to ${options.plan.warmups} untimed ones; medians shown`);
+  if (options.paired) header.push(`Paired: ${options.paired.join(' and ')} cards, ${options.pairedRuns} round${options.pairedRuns === 1 ? '' : 's'} after up to ${options.plan.warmups} untimed ones; medians shown`);
   return [
     ...header.map((line) => `- ${line}`),
     '',
