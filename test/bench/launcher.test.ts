@@ -43,7 +43,8 @@ describe('bin/cardinal.js first line', () => {
       let commandLine: string[] | undefined;
       for (let attempt = 0; attempt < 200; attempt++) {
         commandLine = readProcList(pid, 'cmdline');
-        if (commandLine !== undefined && path.basename(commandLine[0]) === 'node') break;
+        // While env replaces itself, the command line can read as empty.
+        if (commandLine !== undefined && commandLine.length > 0 && path.basename(commandLine[0]) === 'node') break;
         await new Promise((resolve) => setTimeout(resolve, 25));
       }
       expect(commandLine?.[0]).toMatch(/node$/);
