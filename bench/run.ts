@@ -45,7 +45,7 @@ Options:
   --quick                N = 200 and every measurement once; a smoke test
   --runs R               runs of each request measurement (default 5)
   --warmup W             untimed runs before the runs of each request measurement, for every
-                         server (default 30; 1 with --quick; 0 for none)
+                         server (default 60; 1 with --quick; 0 for none)
   --warmup-budget SECONDS
                          no further untimed run starts after they took this long (default 10)
   --upload-runs R        runs of the bulk PUT and of vdirsyncer's initial sync (default 3)
@@ -170,7 +170,7 @@ export function parseOptions(argv: string[]): BenchOptions | undefined {
     servers: SERVER_KINDS.filter((kind) => servers.includes(kind)),
     plan: {
       runs: Math.round(parsePositive(values.runs, 'runs', defaultRuns)),
-      warmups: parseCount(values.warmup, 'warmup', quick ? 1 : 30),
+      warmups: parseCount(values.warmup, 'warmup', quick ? 1 : 60),
       warmupSeconds: parsePositive(values['warmup-budget'], 'warmup-budget', 10),
       uploadRuns: Math.round(parsePositive(values['upload-runs'], 'upload-runs', quick ? 1 : 3)),
       budgetSeconds: parsePositive(values.budget, 'budget', 120),

@@ -1,4 +1,4 @@
-/** The benchmark's options for the paired measurement: its defaults, `none`, and invalid sizes. */
+/** The benchmark's options: untimed runs, and the paired measurement's defaults, `none` and invalid sizes. */
 import { parseOptions } from '../../bench/run';
 
 function pairedOf(argv: string[]): [number, number] | undefined {
@@ -44,5 +44,21 @@ describe('paired options', () => {
     ['x,y', /^invalid --paired: x; use a positive number/],
   ])('rejects --paired %s', (value, message) => {
     expect(() => parseOptions(['--paired', value])).toThrow(message);
+  });
+});
+
+describe('untimed runs', () => {
+  test('default is 60 within 10 s', () => {
+    const plan = parseOptions([])?.plan;
+    expect(plan?.warmups).toBe(60);
+    expect(plan?.warmupSeconds).toBe(10);
+  });
+
+  test('quick mode runs one', () => {
+    expect(parseOptions(['--quick'])?.plan.warmups).toBe(1);
+  });
+
+  test('--warmup 0 runs none', () => {
+    expect(parseOptions(['--warmup', '0'])?.plan.warmups).toBe(0);
   });
 });
