@@ -20,6 +20,7 @@ export const LARGE_DELTA_SHARE = 0.01;
 export function largeDelta(n: number): number {
   return Math.max(1, Math.round(n * LARGE_DELTA_SHARE));
 }
+
 /** The FN text-match needle: a family name of the German locale, with a non-ASCII letter. */
 export const FN_NEEDLE = 'Müller';
 /** First candidate stride through the card indices when picking cards to change (a prime). */
@@ -114,6 +115,19 @@ function elapsedSeconds(started: number): number {
 }
 
 /**
+ * Runs `request` up to plan.warmups times, untimed, and starts no further run once they have
+ * taken plan.warmupSeconds. `afterRun` gets the number (from 1) and the value of each run.
+ */
+export async function runUntimed<T>(plan: RunPlan, request: () => Promise<T>, afterRun?: (run: number, value: T) => void): Promise<void> {
+  const started = performance.now();
+  for (let run = 1; run <= plan.warmups; run++) {
+    const value = await request();
+    afterRun?.(run, value);
+    if (elapsedSeconds(started) > plan.warmupSeconds) return;
+  }
+}
+
+/**
  * Runs `warmUp` (by default `once`) up to state.plan.warmups times, untimed,
  * and then `once` up to `runs` times, and returns the values of the later
  * runs. Neither kind of run starts after the runs of its kind so far have taken
@@ -127,14 +141,10 @@ export async function repeat(
   format: (value: number) => string,
   warmUp: () => Promise<unknown> = () => once(0),
 ): Promise<MetricResult> {
-  const { warmups, warmupSeconds } = state.plan;
-  const warming = performance.now();
-  for (let run = 1; run <= warmups; run++) {
-    const value = await warmUp();
+  await runUntimed(state.plan, warmUp, (run, value) => {
     const suffix = typeof value === 'number' ? `: ${format(value)}` : '';
-    state.log(`${state.server.kind}: ${label}, untimed run ${run}/${warmups}${suffix}`);
-    if (elapsedSeconds(warming) > warmupSeconds) break;
-  }
+    state.log(`${state.server.kind}: ${label}, untimed run ${run}/${state.plan.warmups}${suffix}`);
+  });
   const values: number[] = [];
   const started = performance.now();
   for (let run = 1; run <= runs; run++) {

@@ -18,6 +18,7 @@ import {
   MetricResult,
   multigetRequest,
   RunPlan,
+  runUntimed,
   syncDeltaOnce,
   syncLatestOnce,
 } from './measurements';
@@ -56,21 +57,15 @@ const IDLE_WAIT_MS = 5_000;
  */
 async function takeTurn(side: Side, plan: RunPlan): Promise<void> {
   const label = `paired sync after ${side.delta} changes`;
-  await untimed(plan, () => syncLatestOnce(side.state));
+  await runUntimed(plan, () => syncLatestOnce(side.state));
   for (let run = 0; run < plan.runs; run++) side.sync.push(await syncDeltaOnce(side.state, side.delta, label));
-  await untimed(plan, side.multiget);
+  await runUntimed(plan, side.multiget);
   for (let run = 0; run < plan.runs; run++) side.multigets.push(await side.multiget());
-}
-
-/** Runs `request` up to plan.warmups times, untimed, and starts no further run after plan.warmupSeconds. */
-async function untimed(plan: RunPlan, request: () => Promise<unknown>): Promise<void> {
-  const started = performance.now();
-  for (let run = 0; run < plan.warmups && (performance.now() - started) / 1000 <= plan.warmupSeconds; run++) await request();
 }
 
 /**
  * Returns a function that runs a full garbage collection in this process. The client's own
- * garbage from one server's turn (a turn at N = 100,000 reads 35 multigets of 500 cards) would
+ * garbage from one server's turn (up to plan.warmups + plan.runs multigets of 500 cards) would
  * otherwise be collected during the other server's requests.
  */
 function garbageCollector(): () => void {
