@@ -1,4 +1,4 @@
-import type { CardSummary, ChangeLayout, LayoutField, User } from '../storage/types';
+import type { CardsLayout, CardSummary, ChangeLayout, LayoutField, User } from '../storage/types';
 import { readXmlBody } from './body';
 import { bookAcl } from './acl';
 import type { DavContext } from './context';
@@ -131,7 +131,7 @@ const ADDRESS_DATA = clark(NS.CARDDAV, 'address-data');
 /** Characters that cannot occur in a property name or an escaped value, used to mark the slots. */
 const MARK_OPEN = '\uE000';
 const MARK_CLOSE = '\uE001';
-/** A size no card has, as the marker of getcontentlength in cardLayout. */
+/** A size no card has, as the marker of getcontentlength in layoutOf. */
 const SIZE_MARK = 987654321987;
 
 interface Template {
@@ -148,32 +148,50 @@ const LAYOUT_FIELDS: ReadonlyMap<string, LayoutField> = new Map([
 ]);
 
 /**
- * Returns the layout in which the storage writes the responses of a
- * collection's cards itself, or undefined when a requested value is not a
- * stored field (getlastmodified, address data) or an href needs escaping.
- * The texts come from the same template as cardWriter's, so the bytes are the same.
+ * Returns the layout in which the storage writes the responses of cards
+ * itself, with `hrefPrefix` before each entry's href, or undefined when a
+ * requested value is not a stored field (getlastmodified, converted address
+ * data) or the prefix needs escaping. With `withData`, address data goes out
+ * as the stored XML form of the card. The texts come from the same template
+ * as cardWriter's, so the bytes are the same.
  */
-export function cardLayout(context: PropertyContext, owner: User, request: PropRequest, minimal: boolean, collectionHref: string): ChangeLayout | undefined {
-  if (request.kind === 'propname' || !isXmlSafe(collectionHref)) return undefined;
-  const template = cardTemplate(context, owner, request, minimal, false);
+function layoutOf(context: PropertyContext, owner: User, request: PropRequest, minimal: boolean, hrefPrefix: string, withData: boolean): CardsLayout | undefined {
+  if (request.kind === 'propname' || !isXmlSafe(hrefPrefix)) return undefined;
+  const template = cardTemplate(context, owner, request, minimal, withData);
   if (!template) return undefined;
-  const texts = [template.parts[0] + collectionHref, template.parts[1]];
+  const texts = [template.parts[0] + hrefPrefix, template.parts[1]];
   const fields: LayoutField[] = [];
   // A card whose fields are markers, to find the text around each field in its property's value (an ETag's quotes).
   const probe: CardSummary = { name: '', etag: MARK_OPEN, size: SIZE_MARK, modifiedAt: 0, seq: 0 };
   for (let i = 0; i < template.slots.length; i++) {
-    const field = LAYOUT_FIELDS.get(template.slots[i]);
+    const slot = template.slots[i];
+    const field = slot === ADDRESS_DATA ? 'xml' : LAYOUT_FIELDS.get(slot);
     if (!field) return undefined;
-    const value = cardProperty(context, owner, probe, template.slots[i]) ?? '';
-    const around = value.split(field === 'etag' ? MARK_OPEN : String(SIZE_MARK));
+    const value = field === 'xml' ? MARK_OPEN : (cardProperty(context, owner, probe, slot) ?? '');
+    const around = value.split(field === 'size' ? String(SIZE_MARK) : MARK_OPEN);
     if (around.length !== 2) return undefined;
     texts[texts.length - 1] += around[0];
     fields.push(field);
     texts.push(around[1] + template.parts[i + 2]);
   }
-  const removed = statusResponseXml(MARK_OPEN, 404).split(MARK_OPEN);
-  if (removed.length !== 2) return undefined;
-  return { card: { texts, fields }, removed: [removed[0] + collectionHref, removed[1]] };
+  const missing = statusResponseXml(MARK_OPEN, 404).split(MARK_OPEN);
+  if (missing.length !== 2) return undefined;
+  return { card: { texts, fields }, missing: [missing[0] + hrefPrefix, missing[1]] };
+}
+
+/** Returns the layout of a collection's changes for renderChanges, or undefined when the storage cannot write them (see layoutOf). */
+export function changeLayout(context: PropertyContext, owner: User, request: PropRequest, minimal: boolean, collectionHref: string): ChangeLayout | undefined {
+  const layout = layoutOf(context, owner, request, minimal, collectionHref, false);
+  return layout && { card: layout.card, removed: layout.missing };
+}
+
+/**
+ * Returns the layout of a report's cards for renderCards, whose entries
+ * carry their hrefs escaped already, or undefined when the storage cannot
+ * write them (see layoutOf).
+ */
+export function cardsLayout(context: PropertyContext, owner: User, request: PropRequest, minimal: boolean, withData: boolean): CardsLayout | undefined {
+  return layoutOf(context, owner, request, minimal, '', withData);
 }
 
 function cardTemplate(context: PropertyContext, owner: User, request: PropRequest, minimal: boolean, withData: boolean): Template | undefined {

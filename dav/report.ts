@@ -4,7 +4,7 @@ import { readXmlBody } from './body';
 import type { DavContext } from './context';
 import { DavError } from './errors';
 import { ByteChunks, prefetchFirst, PropStat, responseXml, sendMultistatus, statusResponseXml } from './multistatus';
-import { cardLayout, cardWriter, HrefSource, memberHrefs, PropRequest, propNames, wantsMinimal } from './propfind';
+import { cardsLayout, cardWriter, changeLayout, HrefSource, memberHrefs, PropRequest, propNames, wantsMinimal } from './propfind';
 import { cardProperty, P, parseSyncToken, PropertyContext, syncToken } from './props';
 import { decodePath, encodeSegment, Resource } from './resource';
 import { runQuery } from './query';
@@ -167,10 +167,21 @@ async function multiget(dc: DavContext, resource: BookResource, root: XmlElement
   const storage = dc.storage;
   const out = reportWriter(dc, resource, props, minimal, 'client');
   const bookSegments = decodePath(resource.href);
+  // The storage writes the responses itself unless a value must be computed or converted here.
+  const asStored = props.addressData === undefined || keepsStoredBytes(props.addressData);
+  const layout = asStored ? cardsLayout(propertyContext(dc, resource), resource.owner, props.request, minimal, props.addressData !== undefined) : undefined;
 
   async function* responses(): AsyncGenerator<string | Buffer> {
     for (let start = 0; start < hrefs.length; start += MULTIGET_BATCH) {
       const batch = hrefs.slice(start, start + MULTIGET_BATCH).map((href) => ({ href, name: hrefToName(href, resource.href, bookSegments) }));
+      if (layout) {
+        const entries = batch.map(({ href, name }) => ({ href: escapeXml(href), name }));
+        const rendered = await storage.renderCards(resource.book.id, entries, layout);
+        if (rendered !== undefined) {
+          if (rendered.length > 0) yield rendered;
+          continue;
+        }
+      }
       const names = batch.flatMap((entry) => (entry.name === undefined ? [] : [entry.name]));
       const found = new Map<string, CardMeta | Card | CardXml>();
       for (const card of await readReportCards(storage, resource.book.id, names, props.addressData)) found.set(card.name, card);
@@ -217,7 +228,7 @@ async function syncCollection(dc: DavContext, resource: BookResource, root: XmlE
   const minimal = wantsMinimal(dc);
   const storage = dc.storage;
   let finalSeq = sinceSeq;
-  const layout = props.addressData ? undefined : cardLayout(propertyContext(dc, resource), resource.owner, props.request, minimal, resource.href);
+  const layout = props.addressData ? undefined : changeLayout(propertyContext(dc, resource), resource.owner, props.request, minimal, resource.href);
   const out = reportWriter(dc, resource, props, minimal, memberHrefs(resource.href));
   const reportTruncated = () => out.status(resource.href, 507, tag(clark(NS.DAV, 'number-of-matches-within-limits')));
 

@@ -29,6 +29,8 @@ import type {
   ApplyResult,
   BookChangeSet,
   DirectoryAccount,
+  CardEntry,
+  CardsLayout,
   ChangeLayout,
   LayoutField,
   RenderedChanges,
@@ -1115,12 +1117,25 @@ export class SqliteStorage implements Storage {
     }) as ChangePage;
   }
 
+  async renderCards(bookId: number, entries: CardEntry[], layout: CardsLayout): Promise<Buffer | undefined> {
+    const { texts, fields } = layout.card;
+    if (texts.length !== fields.length + 2) {
+      throw new Error(`invalid card layout: ${fields.length} fields need ${fields.length + 2} texts, not ${texts.length}`);
+    }
+    if (entries.length === 0) return Buffer.alloc(0);
+    const pairs = JSON.stringify(entries.map((entry) => [entry.href, entry.name ?? null]));
+    const [lacking, bytes] = this.rawStmt(renderCardsSql(fields)).get(...layout.missing, ...texts, pairs, bookId) as [number, Buffer | null];
+    if (lacking > 0) return undefined;
+    return bytes ?? Buffer.alloc(0);
+  }
+
   async renderChanges(bookId: number, sinceSeq: number, untilSeq: number, limit: number, layout: ChangeLayout): Promise<RenderedChanges> {
     const withRemovals = sinceSeq > 0;
     const texts = layout.card.texts;
     if (texts.length !== layout.card.fields.length + 2) {
       throw new Error(`invalid change layout: ${layout.card.fields.length} fields need ${layout.card.fields.length + 2} texts, not ${texts.length}`);
     }
+    if (layout.card.fields.includes('xml')) throw new Error('invalid change layout: renderChanges does not write the XML form of cards');
     const range = [bookId, sinceSeq, untilSeq];
     const args: unknown[] = [...texts, ...range];
     if (withRemovals) args.push(...layout.removed, ...range);
@@ -1141,7 +1156,24 @@ export class SqliteStorage implements Storage {
 }
 
 /** The column behind each layout field. */
-const LAYOUT_COLUMNS: Record<LayoutField, string> = { etag: 'etag', size: 'size' };
+const LAYOUT_COLUMNS: Record<LayoutField, string> = { etag: 'etag', size: 'size', xml: 'xml' };
+
+/**
+ * Returns the SQL of renderCards for a layout's fields. Its parameters are
+ * the missing layout's two texts, the card layout's texts, the entries as a
+ * JSON array of [href, name] pairs, and the book. The first value counts the
+ * cards that lack their XML form, when a field needs it.
+ */
+function renderCardsSql(fields: LayoutField[]): string {
+  const href = '(j.value ->> 0)';
+  const cardPiece = [`? || ${href} || ?`, ...fields.map((field) => `c.${LAYOUT_COLUMNS[field]} || ?`)].join(' || ');
+  const lacking = fields.includes('xml') ? 'count(c.id) - count(c.xml)' : '0';
+  // A LEFT JOIN keeps the entries as the outer loop, so group_concat takes the pieces in the entries' order.
+  return (
+    `SELECT ${lacking}, CAST(group_concat(CASE WHEN c.id IS NULL THEN ? || ${href} || ? ELSE ${cardPiece} END, '') AS BLOB) ` +
+    `FROM json_each(?) j LEFT JOIN cards c ON c.book_id = ? AND c.name = (j.value ->> 1)`
+  );
+}
 
 /**
  * Returns the SQL of renderChanges for a layout's fields. The layout's texts

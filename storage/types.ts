@@ -231,19 +231,42 @@ export interface ChangePage {
   truncated: boolean;
 }
 
-/** A stored card field that renderChanges writes into a layout: the ETag, or the body's size in bytes. */
-export type LayoutField = 'etag' | 'size';
+/**
+ * A stored card field that the storage writes into a layout: the ETag, the
+ * body's size in bytes, or the XML form of the body (see CardXml).
+ * renderChanges writes the first two only.
+ */
+export type LayoutField = 'etag' | 'size' | 'xml';
 
 /**
  * The text of one listing entry around the values that differ from card to
- * card, for renderChanges. Texts go into the output unchanged, so they must
- * be escaped for the output's format already.
+ * card, for renderChanges and renderCards. Texts go into the output
+ * unchanged, so they must be escaped for the output's format already.
  */
+export interface CardLayout {
+  /** `texts[0]`, the entry's href, `texts[1]`, then each field followed by the next text. */
+  texts: string[];
+  fields: LayoutField[];
+}
+
 export interface ChangeLayout {
-  /** A present card: `texts[0]`, its name as a URL path segment, `texts[1]`, then each field followed by the next text. */
-  card: { texts: string[]; fields: LayoutField[] };
+  /** A present card, whose href is its name as a URL path segment. */
+  card: CardLayout;
   /** A removed card: the first text, its name as a URL path segment, the second text. */
   removed: [string, string];
+}
+
+/** An entry of renderCards: the href as it goes into the output, and the name of the card it stands for (undefined for none). */
+export interface CardEntry {
+  href: string;
+  name: string | undefined;
+}
+
+export interface CardsLayout {
+  /** A card that exists. */
+  card: CardLayout;
+  /** A name that is not in the book: the first text, the entry's href, the second text. */
+  missing: [string, string];
 }
 
 /** A run of rendered changes, as renderChanges returns it. */
@@ -396,4 +419,12 @@ export interface Storage {
    * `untilSeq` unless the run was truncated.
    */
   renderChanges(bookId: number, sinceSeq: number, untilSeq: number, limit: number, layout: ChangeLayout): Promise<RenderedChanges>;
+
+  /**
+   * Writes one entry per element of `entries` into `layout`, in their order:
+   * the card layout for a name in the book, the missing layout otherwise.
+   * Returns the bytes as UTF-8, or undefined when one of the cards lacks
+   * the XML form that the layout needs, so the caller builds those entries itself.
+   */
+  renderCards(bookId: number, entries: CardEntry[], layout: CardsLayout): Promise<Buffer | undefined>;
 }

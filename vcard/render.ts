@@ -44,17 +44,17 @@ function selectLines(lines: ContentLine[], props: AddressDataProp[]): { lines: C
   return { lines: selected, novalue };
 }
 
+/** Returns whether a request gets every card's stored bytes untouched, whatever the card's version. */
+export function keepsStoredBytes(request: AddressDataRequest): boolean {
+  return !request.props && request.contentType !== JCARD_MEDIA_TYPE && request.version === undefined;
+}
+
 /**
  * Renders the card text for an address-data request. A request for the whole
  * card in its stored version gets the stored bytes untouched. Otherwise the
  * card is parsed, narrowed to the selected properties and converted, and a
  * card that cannot be converted gives `ok: false`.
  */
-/** Returns whether a request gets every card's stored bytes untouched, whatever the card's version. */
-export function keepsStoredBytes(request: AddressDataRequest): boolean {
-  return !request.props && request.contentType !== JCARD_MEDIA_TYPE && request.version === undefined;
-}
-
 export function renderAddressData(data: Buffer, request: AddressDataRequest): RenderResult {
   try {
     return { ok: true, text: render(data, request) };

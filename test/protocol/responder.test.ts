@@ -4,10 +4,11 @@
  * and so does the layout that the storage fills for requests of stored values.
  */
 import { ByteChunks, PIECE_LIMIT, statusResponseXml } from '../../dav/multistatus';
-import { cardLayout, cardResponse, cardWriter, memberHrefs, type CardWriter, type PropRequest } from '../../dav/propfind';
+import { cardResponse, cardsLayout, cardWriter, changeLayout, memberHrefs, type CardWriter, type PropRequest } from '../../dav/propfind';
 import type { PropertyContext } from '../../dav/props';
 import { pathSegment } from '../../storage/segment';
-import type { CardMeta, ChangeLayout, User } from '../../storage/types';
+import type { CardLayout, CardMeta, User } from '../../storage/types';
+import { escapeXml } from '../../dav/xml';
 
 const DAV = 'DAV:';
 const CARDDAV = 'urn:ietf:params:xml:ns:carddav';
@@ -75,10 +76,11 @@ describe.each(requests)('%s, href as sent', (_label, request) => {
 });
 
 /** Fills a layout in JavaScript, as the storage fills it in SQL. */
-function filled(layout: ChangeLayout, card: CardMeta): string {
-  let text = layout.card.texts[0] + pathSegment(card.name) + layout.card.texts[1];
-  layout.card.fields.forEach((field, i) => {
-    text += String(field === 'etag' ? card.etag : card.size) + layout.card.texts[i + 2];
+function filled(layout: CardLayout, href: string, card: CardMeta, xml = ''): string {
+  let text = layout.texts[0] + href + layout.texts[1];
+  const values = { etag: card.etag, size: String(card.size), xml };
+  layout.fields.forEach((field, i) => {
+    text += values[field] + layout.texts[i + 2];
   });
   return text;
 }
@@ -97,7 +99,7 @@ describe.each(LAYOUT_REQUESTS)('stored layout, %s', (_label, request, stored) =>
   const base = '/dav/addressbooks/alice/contacts/';
 
   test.each([false, true])('minimal %s gives the template bytes', (minimal) => {
-    const layout = cardLayout(context, alice, request, minimal, base);
+    const layout = changeLayout(context, alice, request, minimal, base);
     if (!stored) {
       expect(layout).toBeUndefined();
       return;
@@ -105,16 +107,46 @@ describe.each(LAYOUT_REQUESTS)('stored layout, %s', (_label, request, stored) =>
     expect(layout).toBeDefined();
     const write = cardWriter(context, alice, request, minimal, 'encoded');
     for (const card of [...cards, { ...cards[0], name: 'Zoë <1>.vcf' }]) {
-      expect(Buffer.from(filled(layout!, card))).toEqual(written(write, base + pathSegment(card.name), card));
+      expect(Buffer.from(filled(layout!.card, pathSegment(card.name), card))).toEqual(written(write, base + pathSegment(card.name), card));
     }
     const [before, after] = layout!.removed;
     expect(before + pathSegment(cards[1].name) + after).toBe(statusResponseXml(base + pathSegment(cards[1].name), 404));
   });
 });
 
+const REPORT_LAYOUT_REQUESTS: [string, PropRequest, boolean][] = [
+  ...LAYOUT_REQUESTS,
+  ['address data and getetag', { kind: 'prop', names: [name(CARDDAV, 'address-data'), name(DAV, 'getetag')] }, true],
+  ['address data alone', { kind: 'prop', names: [name(CARDDAV, 'address-data')] }, true],
+  ['address data and getlastmodified', { kind: 'prop', names: [name(CARDDAV, 'address-data'), name(DAV, 'getlastmodified')] }, false],
+];
+
+describe.each(REPORT_LAYOUT_REQUESTS)('stored report layout, %s', (_label, request, stored) => {
+  const context: PropertyContext = { user: alice, maxResourceSize: 1_000_000, access: 'read' };
+  const withData = request.kind === 'prop' && request.names.includes(name(CARDDAV, 'address-data'));
+  const xml = 'BEGIN:VCARD&#13;\nFN:Zoë &lt;1&gt; 日本&#13;\nEND:VCARD&#13;\n';
+
+  test.each([false, true])('minimal %s gives the writer bytes for hrefs as sent', (minimal) => {
+    const layout = cardsLayout(context, alice, request, minimal, withData);
+    if (!stored) {
+      expect(layout).toBeUndefined();
+      return;
+    }
+    expect(layout).toBeDefined();
+    expect(layout!.card.fields.includes('xml')).toBe(withData);
+    const write = cardWriter(context, alice, request, minimal);
+    for (const href of ['/dav/addressbooks/alice/contacts/a.vcf', 'http://host/dav/addressbooks/alice/contacts/Zoë <1> & 2.vcf']) {
+      const expected = written(write, href, cards[0], withData ? Buffer.from(xml) : undefined);
+      expect(Buffer.from(filled(layout!.card, escapeXml(href), cards[0], xml))).toEqual(expected);
+      const [before, after] = layout!.missing;
+      expect(before + escapeXml(href) + after).toBe(statusResponseXml(href, 404));
+    }
+  });
+});
+
 test('no stored layout under a collection href with markup', () => {
   const context: PropertyContext = { user: alice, maxResourceSize: 1_000_000 };
-  expect(cardLayout(context, alice, { kind: 'prop', names: [name(DAV, 'getetag')] }, false, '/dav/addressbooks/alice/a&b/')).toBeUndefined();
+  expect(changeLayout(context, alice, { kind: 'prop', names: [name(DAV, 'getetag')] }, false, '/dav/addressbooks/alice/a&b/')).toBeUndefined();
 });
 
 test('marker character in a user name', () => {

@@ -129,6 +129,35 @@ describe('storage failure', () => {
     else expect(() => parseMultistatus(result.text ?? '')).toThrow();
     expect((await client.propfind(BOOK, '1', PROPFIND_ETAG)).status).toBe(207);
   });
+
+  // A multiget of the ETag and the address data as stored reads responses that the storage renders;
+  // one that also requests getlastmodified reads the cards.
+  test.each([
+    ['renderCards', '<d:getetag/><c:address-data/>'],
+    ['getCardXml', '<d:getetag/><d:getlastmodified/><c:address-data/>'],
+  ] as const)('failure in %s fails the multiget', async (method, props) => {
+    const listing = parseMultistatus((await client.propfind(BOOK, '1', PROPFIND_ETAG)).text);
+    const hrefs = listing.responses.map((r) => r.href).filter((href) => href !== BOOK);
+    expect(hrefs.length).toBeGreaterThan(0);
+    const body =
+      `<c:addressbook-multiget xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:carddav"><d:prop>${props}</d:prop>` +
+      hrefs.map((href) => `<d:href>${href}</d:href>`).join('') +
+      '</c:addressbook-multiget>';
+    const restore = breakStorage(method, async () => {
+      throw internalError();
+    });
+    let result: { status?: number; text?: string; error?: string };
+    try {
+      result = await fetchOrAbort('REPORT', BOOK, body);
+    } finally {
+      restore();
+    }
+    expect(result.status).toBe(500);
+    expectNoInternals(result.text ?? '');
+    const again = await fetchOrAbort('REPORT', BOOK, body);
+    expect(again.status).toBe(207);
+    expect(parseMultistatus(again.text ?? '').responses.map((r) => r.href)).toEqual(hrefs);
+  });
 });
 
 describe('login limits', () => {

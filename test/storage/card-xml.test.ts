@@ -2,13 +2,15 @@
  * The XML form that storage keeps beside each card body: what getCardXml
  * returns equals xmlText of the stored body, with the summary of the card,
  * for names with spaces, commas and characters outside ASCII. A store made
- * before the column existed gets it filled when it is opened.
+ * before the column existed gets it filled when it is opened. renderCards
+ * writes the same XML form into a layout.
  */
 import Database from 'better-sqlite3';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { SqliteStorage } from '../../storage/sqlite';
 import { xmlText } from '../../vcard/xmltext';
+import type { CardsLayout } from '../../storage/types';
 import { cardInput, DROP_SEGMENTS_SQL, openBookStorage, type BookStorage } from '../helpers/fixtures';
 
 let opened: BookStorage;
@@ -100,4 +102,56 @@ test('card without XML form still returned', async () => {
   await expectXmlMatchesBodies(reopened, opened.bookId, NAMES);
   const [card] = await reopened.getCardXml(opened.bookId, [NAMES[3]]);
   expect(card.name).toBe(NAMES[3]);
+});
+
+const LAYOUT: CardsLayout = { card: { texts: ['<r h="', '" e="', '">', '</r>'], fields: ['etag', 'xml'] }, missing: ['<m h="', '"/>'] };
+
+/** Fills LAYOUT in JavaScript from what getCardXml returns. */
+async function expectedRender(storage: SqliteStorage, bookId: number, entries: { href: string; name: string | undefined }[]): Promise<string> {
+  const names = entries.flatMap((entry) => (entry.name === undefined ? [] : [entry.name]));
+  const found = new Map((await storage.getCardXml(bookId, names)).map((card) => [card.name, card]));
+  return entries
+    .map(({ href, name }) => {
+      const card = name === undefined ? undefined : found.get(name);
+      return card ? `<r h="${href}" e="${card.etag}">${card.xml.toString()}</r>` : `<m h="${href}"/>`;
+    })
+    .join('');
+}
+
+test('renderCards writes each entry in order', async () => {
+  const { storage, bookId } = opened;
+  const entries = [
+    { href: 'x/4', name: NAMES[3] },
+    { href: 'x/missing', name: 'missing.vcf' },
+    { href: 'x/none', name: undefined },
+    { href: 'x/1', name: NAMES[0] },
+    { href: 'x/4 again', name: NAMES[3] },
+    { href: 'x/6', name: NAMES[5] },
+  ];
+  const bytes = await storage.renderCards(bookId, entries, LAYOUT);
+  const text = bytes!.toString();
+  expect(text).toBe(await expectedRender(storage, bookId, entries));
+  expect(text.match(/<r h="x\/4/g)).toHaveLength(2);
+  expect(text).toContain('<m h="x/missing"/><m h="x/none"/><r h="x/1"');
+  expect(await storage.renderCards(bookId, [], LAYOUT)).toEqual(Buffer.alloc(0));
+  expect((await storage.renderCards(bookId, [{ href: 'gone', name: 'gone.vcf' }], LAYOUT))!.toString()).toBe('<m h="gone"/>');
+});
+
+test('renderCards leaves cards without XML form to the caller', async () => {
+  const reopened = await changeOutside((db) => {
+    db.prepare('UPDATE cards SET xml = NULL WHERE name = ?').run(NAMES[1]);
+  });
+  const entries = NAMES.map((name) => ({ href: name, name }));
+  expect(await reopened.renderCards(opened.bookId, entries, LAYOUT)).toBeUndefined();
+  // A layout without the XML form still writes every card, and so does one without the card that lacks it.
+  const etags: CardsLayout = { card: { texts: ['<r h="', '" e="', '"/>'], fields: ['etag'] }, missing: LAYOUT.missing };
+  expect((await reopened.renderCards(opened.bookId, entries, etags))!.toString().match(/<r /g)).toHaveLength(NAMES.length);
+  const others = entries.filter((entry) => entry.name !== NAMES[1]);
+  expect((await reopened.renderCards(opened.bookId, others, LAYOUT))!.toString()).toBe(await expectedRender(reopened, opened.bookId, others));
+});
+
+test('renderCards rejects a layout with too few texts', async () => {
+  const { storage, bookId } = opened;
+  const broken: CardsLayout = { card: { texts: ['<r h="', '">'], fields: ['etag'] }, missing: LAYOUT.missing };
+  await expect(storage.renderCards(bookId, [{ href: 'a', name: NAMES[0] }], broken)).rejects.toThrow(/2 texts|3 texts/);
 });
