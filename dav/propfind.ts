@@ -186,12 +186,12 @@ export function changeLayout(context: PropertyContext, owner: User, request: Pro
 }
 
 /**
- * Returns the layout of a report's cards for renderCards, whose entries
- * carry their hrefs escaped already, or undefined when the storage cannot
- * write them (see layoutOf).
+ * Returns the layout of a report's cards for renderCards, or undefined when
+ * the storage cannot write them (see layoutOf). Without `hrefPrefix` the
+ * entries carry their hrefs escaped already; with it, they are names.
  */
-export function cardsLayout(context: PropertyContext, owner: User, request: PropRequest, minimal: boolean, withData: boolean): CardsLayout | undefined {
-  return layoutOf(context, owner, request, minimal, '', withData);
+export function cardsLayout(context: PropertyContext, owner: User, request: PropRequest, minimal: boolean, withData: boolean, hrefPrefix = ''): CardsLayout | undefined {
+  return layoutOf(context, owner, request, minimal, hrefPrefix, withData);
 }
 
 function cardTemplate(context: PropertyContext, owner: User, request: PropRequest, minimal: boolean, withData: boolean): Template | undefined {

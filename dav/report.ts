@@ -10,7 +10,7 @@ import { decodePath, encodeSegment, Resource } from './resource';
 import { runQuery } from './query';
 import { handlePrincipalReport, isPrincipalReport } from './principal-search';
 import { xmlText } from '../vcard/xmltext';
-import { child, childrenNamed, clark, escapeXml, is, NS, tag, XmlElement } from './xml';
+import { child, childrenNamed, clark, escapeXml, is, isXmlSafe, NS, tag, XmlElement } from './xml';
 
 /** Hrefs resolved per storage round trip in a multiget. */
 const MULTIGET_BATCH = 500;
@@ -160,6 +160,19 @@ function hrefToName(href: string, bookHref: string, bookSegments: string[]): str
   return segments[segments.length - 1];
 }
 
+/**
+ * Returns the names of a batch when each of its hrefs is the book's href
+ * followed by the name, with nothing to escape in XML, and undefined otherwise.
+ */
+function memberNames(batch: { href: string; name: string | undefined }[], bookHref: string): string[] | undefined {
+  const names: string[] = [];
+  for (const { href, name } of batch) {
+    if (name === undefined || href.length !== bookHref.length + name.length || !href.startsWith(bookHref) || !href.endsWith(name) || !isXmlSafe(name)) return undefined;
+    names.push(name);
+  }
+  return names;
+}
+
 async function multiget(dc: DavContext, resource: BookResource, root: XmlElement): Promise<void> {
   const props = parseReportProps(root);
   const hrefs = childrenNamed(root, NS.DAV, 'href').map((h) => h.text.trim());
@@ -169,14 +182,19 @@ async function multiget(dc: DavContext, resource: BookResource, root: XmlElement
   const bookSegments = decodePath(resource.href);
   // The storage writes the responses itself unless a value must be computed or converted here.
   const asStored = props.addressData === undefined || keepsStoredBytes(props.addressData);
-  const layout = asStored ? cardsLayout(propertyContext(dc, resource), resource.owner, props.request, minimal, props.addressData !== undefined) : undefined;
+  const withData = props.addressData !== undefined;
+  const context = propertyContext(dc, resource);
+  const layout = asStored ? cardsLayout(context, resource.owner, props.request, minimal, withData) : undefined;
+  // Clients mostly send the hrefs of a listing, which the storage can write as the book's href and each name.
+  const memberLayout = layout && cardsLayout(context, resource.owner, props.request, minimal, withData, resource.href);
 
   async function* responses(): AsyncGenerator<string | Buffer> {
     for (let start = 0; start < hrefs.length; start += MULTIGET_BATCH) {
       const batch = hrefs.slice(start, start + MULTIGET_BATCH).map((href) => ({ href, name: hrefToName(href, resource.href, bookSegments) }));
       if (layout) {
-        const entries = batch.map(({ href, name }) => ({ href: escapeXml(href), name }));
-        const rendered = await storage.renderCards(resource.book.id, entries, layout);
+        const names = memberLayout && memberNames(batch, resource.href);
+        const entries = names ?? batch.map(({ href, name }) => ({ href: escapeXml(href), name }));
+        const rendered = await storage.renderCards(resource.book.id, entries, names ? memberLayout! : layout);
         if (rendered !== undefined) {
           if (rendered.length > 0) yield rendered;
           continue;

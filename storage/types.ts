@@ -256,7 +256,7 @@ export interface ChangeLayout {
   removed: [string, string];
 }
 
-/** An entry of renderCards: the href as it goes into the output, and the name of the card it stands for (undefined for none). */
+/** An entry of renderCards: the href as it goes into the output, and the name of the requested card (undefined when the href names none). */
 export interface CardEntry {
   href: string;
   name: string | undefined;
@@ -423,8 +423,10 @@ export interface Storage {
   /**
    * Writes one entry per element of `entries` into `layout`, in their order:
    * the card layout for a name in the book, the missing layout otherwise.
-   * Returns the bytes as UTF-8, or undefined when one of the cards lacks
-   * the XML form that the layout needs, so the caller builds those entries itself.
+   * Entries given as names alone have their names as hrefs, for a layout
+   * whose texts hold the collection's href. Returns the bytes as UTF-8, or
+   * undefined when one of the cards lacks the XML form that the layout
+   * needs, so the caller builds those entries itself.
    */
-  renderCards(bookId: number, entries: CardEntry[], layout: CardsLayout): Promise<Buffer | undefined>;
+  renderCards(bookId: number, entries: readonly CardEntry[] | readonly string[], layout: CardsLayout): Promise<Buffer | undefined>;
 }

@@ -104,6 +104,20 @@ describe('addressbook-multiget', () => {
     expect(okProp(responses[2], card('address-data'))?.text).toBe(ZOE.body);
   });
 
+  test('hrefs with markup come back as sent beside plain ones', async () => {
+    const name = 'tom & <jerry>.vcf';
+    const body = person('9e3b7a10-0000-4000-8000-000000000005', 'Tom & Jerry');
+    expect((await alice.putCard(encoded(name), body)).status).toBe(201);
+    const hrefs = [encoded(PLAIN.name), BOOK + name, encoded(name), BOOK + PLAIN.name, `${BOOK}nobody & <none>.vcf`];
+    const responses = await multiget(hrefs);
+    expect(responses.map((r) => r.href)).toEqual(hrefs);
+    expect(responses.map((r) => r.status ?? 200)).toEqual([200, 200, 200, 200, 404]);
+    expect(okProp(responses[1], card('address-data'))?.text).toBe(body);
+    expect(okProp(responses[2], card('address-data'))?.text).toBe(body);
+    expect(okProp(responses[3], card('address-data'))?.text).toBe(PLAIN.body);
+    expect((await alice.delete(encoded(name))).status).toBe(204);
+  });
+
   test('lower-case escapes match', async () => {
     const lower = BOOK + encodeURIComponent(ZOE.name).toLowerCase();
     expect(lower).toBe(`${BOOK}zo%c3%ab.vcf`);

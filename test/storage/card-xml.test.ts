@@ -137,6 +137,15 @@ test('renderCards writes each entry in order', async () => {
   expect((await storage.renderCards(bookId, [{ href: 'gone', name: 'gone.vcf' }], LAYOUT))!.toString()).toBe('<m h="gone"/>');
 });
 
+test('renderCards writes names as hrefs when given names alone', async () => {
+  const { storage, bookId } = opened;
+  const names = [NAMES[5], 'missing.vcf', NAMES[0], NAMES[5]];
+  const layout: CardsLayout = { card: { ...LAYOUT.card, texts: ['<r h="/book/', ...LAYOUT.card.texts.slice(1)] }, missing: ['<m h="/book/', '"/>'] };
+  const bytes = await storage.renderCards(bookId, names, layout);
+  const entries = names.map((name) => ({ href: `/book/${name}`, name }));
+  expect(bytes!.toString()).toBe(await expectedRender(storage, bookId, entries));
+});
+
 test('renderCards leaves cards without XML form to the caller', async () => {
   const reopened = await changeOutside((db) => {
     db.prepare('UPDATE cards SET xml = NULL WHERE name = ?').run(NAMES[1]);
