@@ -3,7 +3,7 @@ import { AddressDataProp, AddressDataRequest, keepsStoredBytes, renderAddressDat
 import { readXmlBody } from './body';
 import type { DavContext } from './context';
 import { DavError } from './errors';
-import { ByteChunks, prefetchFirst, PropStat, responseXml, sendMultistatus, statusResponseXml } from './multistatus';
+import { ByteChunks, MULTISTATUS_AROUND, prefetchFirst, PropStat, responseXml, sendMultistatus, sendWholeMultistatus, statusResponseXml } from './multistatus';
 import { cardsLayout, cardWriter, changeLayout, HrefSource, memberHrefs, PropRequest, propNames, wantsMinimal } from './propfind';
 import { cardProperty, P, parseSyncToken, PropertyContext, syncToken } from './props';
 import { decodePath, encodeSegment, Resource } from './resource';
@@ -188,17 +188,26 @@ async function multiget(dc: DavContext, resource: BookResource, root: XmlElement
   // Clients mostly send the hrefs of a listing, which the storage can write as the book's href and each name.
   const memberLayout = layout && cardsLayout(context, resource.owner, props.request, minimal, withData, resource.href);
 
+  const toEntries = (hrefs: string[]) => hrefs.map((href) => ({ href, name: hrefToName(href, resource.href, bookSegments) }));
+  const render = (batch: { href: string; name: string | undefined }[], around?: [string, string]) => {
+    const names = memberLayout && memberNames(batch, resource.href);
+    const entries = names ?? batch.map(({ href, name }) => ({ href: escapeXml(href), name }));
+    return storage.renderCards(resource.book.id, entries, { ...(names ? memberLayout! : layout!), around });
+  };
+
+  // A multiget of one batch gets its whole body from the storage.
+  if (layout && hrefs.length <= MULTIGET_BATCH) {
+    const body = await render(toEntries(hrefs), MULTISTATUS_AROUND);
+    if (body !== undefined) return sendWholeMultistatus(dc.ctx, body);
+  }
+
   async function* responses(): AsyncGenerator<string | Buffer> {
     for (let start = 0; start < hrefs.length; start += MULTIGET_BATCH) {
-      const batch = hrefs.slice(start, start + MULTIGET_BATCH).map((href) => ({ href, name: hrefToName(href, resource.href, bookSegments) }));
-      if (layout) {
-        const names = memberLayout && memberNames(batch, resource.href);
-        const entries = names ?? batch.map(({ href, name }) => ({ href: escapeXml(href), name }));
-        const rendered = await storage.renderCards(resource.book.id, entries, names ? memberLayout! : layout);
-        if (rendered !== undefined) {
-          if (rendered.length > 0) yield rendered;
-          continue;
-        }
+      const batch = toEntries(hrefs.slice(start, start + MULTIGET_BATCH));
+      const rendered = layout && (await render(batch));
+      if (rendered !== undefined) {
+        if (rendered.length > 0) yield rendered;
+        continue;
       }
       const names = batch.flatMap((entry) => (entry.name === undefined ? [] : [entry.name]));
       const found = new Map<string, CardMeta | Card | CardXml>();

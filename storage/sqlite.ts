@@ -1122,13 +1122,14 @@ export class SqliteStorage implements Storage {
     if (texts.length !== fields.length + 2) {
       throw new Error(`invalid card layout: ${fields.length} fields need ${fields.length + 2} texts, not ${texts.length}`);
     }
-    if (entries.length === 0) return Buffer.alloc(0);
+    const [before, after] = layout.around ?? ['', ''];
+    if (entries.length === 0) return Buffer.from(before + after);
     const namesOnly = typeof entries[0] === 'string';
     // Names alone spare SQLite reading each pair: 0.3 ms of 1.7 for 500 cards at N = 10,000, on the first request after a pause.
     const json = namesOnly ? JSON.stringify(entries) : JSON.stringify((entries as CardEntry[]).map((entry) => [entry.href, entry.name ?? null]));
-    const [lacking, bytes] = this.rawStmt(renderCardsSql(fields, namesOnly)).get(...layout.missing, ...texts, json, bookId) as [number, Buffer | null];
-    if (lacking > 0) return undefined;
-    return bytes ?? Buffer.alloc(0);
+    const args = [before, ...layout.missing, ...texts, after, json, bookId];
+    const [lacking, bytes] = this.rawStmt(renderCardsSql(fields, namesOnly)).get(...args) as [number, Buffer];
+    return lacking > 0 ? undefined : bytes;
   }
 
   async renderChanges(bookId: number, sinceSeq: number, untilSeq: number, limit: number, layout: ChangeLayout): Promise<RenderedChanges> {
@@ -1162,9 +1163,10 @@ const LAYOUT_COLUMNS: Record<LayoutField, string> = { etag: 'etag', size: 'size'
 
 /**
  * Returns the SQL of renderCards for a layout's fields. Its parameters are
- * the missing layout's two texts, the card layout's texts, the entries as a
- * JSON array (of names, or of [href, name] pairs), and the book. The first
- * value counts the cards that lack their XML form, when a field needs it.
+ * the text before the entries, the missing layout's two texts, the card
+ * layout's texts, the text after the entries, the entries as a JSON array
+ * (of names, or of [href, name] pairs), and the book. The first value
+ * counts the cards that lack their XML form, when a field needs it.
  */
 function renderCardsSql(fields: LayoutField[], namesOnly: boolean): string {
   const href = namesOnly ? 'j.value' : '(j.value ->> 0)';
@@ -1173,7 +1175,7 @@ function renderCardsSql(fields: LayoutField[], namesOnly: boolean): string {
   const lacking = fields.includes('xml') ? 'count(c.id) - count(c.xml)' : '0';
   // A LEFT JOIN keeps the entries as the outer loop, so group_concat takes the pieces in the entries' order.
   return (
-    `SELECT ${lacking}, CAST(group_concat(CASE WHEN c.id IS NULL THEN ? || ${href} || ? ELSE ${cardPiece} END, '') AS BLOB) ` +
+    `SELECT ${lacking}, CAST(? || group_concat(CASE WHEN c.id IS NULL THEN ? || ${href} || ? ELSE ${cardPiece} END, '') || ? AS BLOB) ` +
     `FROM json_each(?) j LEFT JOIN cards c ON c.book_id = ? AND c.name = ${name}`
   );
 }

@@ -267,6 +267,8 @@ export interface CardsLayout {
   card: CardLayout;
   /** A name that is not in the book: the first text, the entry's href, the second text. */
   missing: [string, string];
+  /** Text before the first entry and after the last, to have a whole document in one piece. */
+  around?: [string, string];
 }
 
 /** A run of rendered changes, as renderChanges returns it. */

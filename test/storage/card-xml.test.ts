@@ -146,6 +146,15 @@ test('renderCards writes names as hrefs when given names alone', async () => {
   expect(bytes!.toString()).toBe(await expectedRender(storage, bookId, entries));
 });
 
+test('renderCards writes the text around the entries', async () => {
+  const { storage, bookId } = opened;
+  const layout: CardsLayout = { ...LAYOUT, around: ['<all>', '</all>'] };
+  const entries = [{ href: 'x/1', name: NAMES[0] }];
+  expect((await storage.renderCards(bookId, entries, layout))!.toString()).toBe(`<all>${await expectedRender(storage, bookId, entries)}</all>`);
+  expect((await storage.renderCards(bookId, [], layout))!.toString()).toBe('<all></all>');
+  expect((await storage.renderCards(bookId, ['missing.vcf'], layout))!.toString()).toBe('<all><m h="missing.vcf"/></all>');
+});
+
 test('renderCards leaves cards without XML form to the caller', async () => {
   const reopened = await changeOutside((db) => {
     db.prepare('UPDATE cards SET xml = NULL WHERE name = ?').run(NAMES[1]);
