@@ -189,26 +189,21 @@ async function multiget(dc: DavContext, resource: BookResource, root: XmlElement
   const memberLayout = layout && cardsLayout(context, resource.owner, props.request, minimal, withData, resource.href);
 
   const toEntries = (hrefs: string[]) => hrefs.map((href) => ({ href, name: hrefToName(href, resource.href, bookSegments) }));
-  const render = (batch: { href: string; name: string | undefined }[], around?: [string, string]) => {
+
+  // A multiget of one batch gets its whole body from the storage. Larger ones are built here batch by batch:
+  // batches written by the storage allocate so little in JavaScript that V8 frees their buffers late. Two
+  // multigets of all 100,000 cards took the server's VmHWM to 157 MB with them and to 127 MB without.
+  if (layout && hrefs.length <= MULTIGET_BATCH) {
+    const batch = toEntries(hrefs);
     const names = memberLayout && memberNames(batch, resource.href);
     const entries = names ?? batch.map(({ href, name }) => ({ href: escapeXml(href), name }));
-    return storage.renderCards(resource.book.id, entries, { ...(names ? memberLayout! : layout!), around });
-  };
-
-  // A multiget of one batch gets its whole body from the storage.
-  if (layout && hrefs.length <= MULTIGET_BATCH) {
-    const body = await render(toEntries(hrefs), MULTISTATUS_AROUND);
+    const body = await storage.renderCards(resource.book.id, entries, { ...(names ? memberLayout! : layout), around: MULTISTATUS_AROUND });
     if (body !== undefined) return sendWholeMultistatus(dc.ctx, body);
   }
 
   async function* responses(): AsyncGenerator<string | Buffer> {
     for (let start = 0; start < hrefs.length; start += MULTIGET_BATCH) {
       const batch = toEntries(hrefs.slice(start, start + MULTIGET_BATCH));
-      const rendered = layout && (await render(batch));
-      if (rendered !== undefined) {
-        if (rendered.length > 0) yield rendered;
-        continue;
-      }
       const names = batch.flatMap((entry) => (entry.name === undefined ? [] : [entry.name]));
       const found = new Map<string, CardMeta | Card | CardXml>();
       for (const card of await readReportCards(storage, resource.book.id, names, props.addressData)) found.set(card.name, card);
