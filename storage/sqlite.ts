@@ -312,8 +312,12 @@ export interface SqliteOptions {
    * long-running server; short commands keep SQLite's automatic checkpoint.
    */
   checkpointIntervalMs?: number;
+  /** Time without writes after which the worker ends until the next write (10 s by default). */
+  checkpointIdleMs?: number;
   onCheckpointError?: (message: string) => void;
 }
+
+const CHECKPOINT_IDLE_MS = 10_000;
 
 /**
  * The embedded backend: one SQLite file in WAL mode. Several processes (the
@@ -357,6 +361,7 @@ export class SqliteStorage implements Storage {
       this.db.pragma('wal_autocheckpoint = 0');
       this.checkpointer = new BackgroundCheckpointer(file, {
         intervalMs: options.checkpointIntervalMs,
+        idleMs: options.checkpointIdleMs ?? CHECKPOINT_IDLE_MS,
         journalSizeLimit: JOURNAL_SIZE_LIMIT,
         onError: options.onCheckpointError,
         onLost: () => {
@@ -399,7 +404,9 @@ export class SqliteStorage implements Storage {
   }
 
   private writeOnce<T>(fn: () => T): T {
-    return this.transaction.immediate(fn) as T;
+    const result = this.transaction.immediate(fn) as T;
+    this.checkpointer?.wrote();
+    return result;
   }
 
   /** Runs `fn` in an IMMEDIATE transaction, tried again while SQLite reports the database busy. */

@@ -1,7 +1,8 @@
 /**
  * The background checkpoint: a server's storage copies the write-ahead log
- * into the database file from its worker, and a lost worker hands the job
- * back to SQLite's checkpoints in commits.
+ * into the database file from its worker, the worker ends while nothing is
+ * written and starts again with the next write, and a lost worker hands the
+ * job back to SQLite's checkpoints in commits.
  */
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -30,11 +31,12 @@ function input(index: number): CardInput {
 }
 
 /** Writes 40 cards of 2 KB: fewer log pages than the 1,000 at which SQLite checkpoints in a commit. */
-async function fill(storage: SqliteStorage): Promise<void> {
+async function fill(storage: SqliteStorage): Promise<number> {
   const user = await storage.createUser('alice', null);
   const book = await storage.createBook(user.id, 'contacts', 'Contacts');
   if (!book) throw new Error('book not created');
   for (let index = 0; index < 40; index++) await storage.putCard(book.id, input(index), {});
+  return book.id;
 }
 
 const settle = () => new Promise((resolve) => setTimeout(resolve, 600));
@@ -67,10 +69,53 @@ test('a worker that cannot open the file is reported lost', async () => {
   const lost = new Promise<string>((resolve) => {
     const checkpointer = new BackgroundCheckpointer(join(dir, 'missing.sqlite3'), {
       intervalMs: 50,
+      idleMs: 60_000,
       journalSizeLimit: 1 << 20,
       onLost: () => resolve('lost'),
     });
     void checkpointer;
   });
   await expect(lost).resolves.toBe('lost');
+});
+
+/** Waits until `check` holds, for up to 5 s. */
+async function until(check: () => boolean): Promise<void> {
+  for (let waited = 0; !check(); waited += 20) {
+    if (waited > 5000) throw new Error('condition not reached in 5 s');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+test('idle worker ends and a write starts another', async () => {
+  const file = join(dir, 'cardinal.sqlite3');
+  await new SqliteStorage(file).close();
+  const checkpointer = new BackgroundCheckpointer(file, { intervalMs: 20, idleMs: 100, journalSizeLimit: 1 << 20 });
+  try {
+    expect(checkpointer.running).toBe(true);
+    await until(() => !checkpointer.running);
+    checkpointer.wrote();
+    expect(checkpointer.running).toBe(true);
+    await until(() => !checkpointer.running);
+  } finally {
+    await checkpointer.stop();
+  }
+  expect(checkpointer.running).toBe(false);
+  checkpointer.wrote();
+  expect(checkpointer.running).toBe(false);
+});
+
+test('writes after an idle time reach the database file', async () => {
+  const file = join(dir, 'cardinal.sqlite3');
+  const storage = new SqliteStorage(file, { checkpointIntervalMs: 20, checkpointIdleMs: 100 });
+  try {
+    const bookId = await fill(storage);
+    await settle();
+    const before = statSync(file).size;
+    expect(before).toBeGreaterThan(80_000);
+    for (let index = 40; index < 80; index++) await storage.putCard(bookId, input(index), {});
+    await settle();
+    expect(statSync(file).size).toBeGreaterThan(before + 80_000);
+  } finally {
+    await storage.close();
+  }
 });
