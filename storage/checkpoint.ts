@@ -7,7 +7,7 @@ import { Worker } from 'node:worker_threads';
  * while this runs. A PASSIVE checkpoint does not wait for writers or
  * readers. The log is reused from its start once a checkpoint has copied all
  * of it, which a RESTART checkpoint forces, waiting for the writer, when the
- * log has grown past its limit. After each checkpoint the worker tells
+ * log has grown past its limit. After each checkpoint the worker reports
  * whether it copied the whole log, so that an idle server can end it.
  */
 const WORKER_SOURCE = `
@@ -67,11 +67,13 @@ export interface CheckpointOptions {
 export class BackgroundCheckpointer {
   /** The running worker; undefined while the database is idle. */
   private worker: Worker | undefined;
-  private lastWrite = Date.now();
-  /** When the running worker was told to end because the database was idle. */
-  private retiredAt: number | undefined;
+  /** Writes noted so far, and the time of the last one on the monotonic clock. */
+  private writes = 0;
+  private lastWrite = performance.now();
+  /** The write count when the running worker was asked to end because the database was idle. */
+  private writesAtRetire: number | undefined;
   private stopped?: Promise<void>;
-  /** Set when a worker ended without being told to, after which commits checkpoint themselves. */
+  /** Set when a worker ended unasked, after which commits checkpoint themselves. */
   private lost = false;
 
   constructor(
@@ -82,10 +84,15 @@ export class BackgroundCheckpointer {
     this.worker = this.startWorker();
   }
 
-  /** Notes a committed write, and starts a worker when none runs. */
+  /**
+   * Notes a committed write, and starts a worker when none runs. Writes by
+   * other processes are not noted: their connections checkpoint in their own
+   * commits, and what they leave in the log waits for this process's next write.
+   */
   wrote(): void {
-    this.lastWrite = Date.now();
-    if (this.worker === undefined && this.stopped === undefined && !this.lost) this.worker = this.startWorker();
+    this.writes++;
+    this.lastWrite = performance.now();
+    if (this.worker === undefined && this.stopped === undefined && !this.lost) this.restart();
   }
 
   /** Whether a worker runs. */
@@ -102,9 +109,24 @@ export class BackgroundCheckpointer {
       // before the process exits: without this, a stopping server exited before it logged "stopped".
       worker.ref();
       worker.once('exit', () => resolve());
-      if (this.retiredAt === undefined) worker.postMessage('stop');
+      if (this.writesAtRetire === undefined) worker.postMessage('stop');
     });
     return this.stopped;
+  }
+
+  /**
+   * Starts a worker after an idle time. The write that calls for it is
+   * committed already, so a thread that cannot start counts as a lost worker
+   * instead of failing the write.
+   */
+  private restart(): void {
+    try {
+      this.worker = this.startWorker();
+    } catch (error) {
+      this.options.onError?.(`the checkpoint worker did not start: ${(error as Error).message}`);
+      this.lost = true;
+      this.options.onLost?.();
+    }
   }
 
   private startWorker(): Worker {
@@ -122,23 +144,24 @@ export class BackgroundCheckpointer {
     });
     worker.on('message', (message: { error?: string; copied?: boolean }) => {
       if (message.error) options.onError?.(message.error);
-      if (message.copied && this.retiredAt === undefined && this.stopped === undefined && Date.now() - this.lastWrite >= options.idleMs) {
-        this.retiredAt = Date.now();
+      const idle = performance.now() - this.lastWrite >= options.idleMs;
+      if (message.copied && idle && this.writesAtRetire === undefined && this.stopped === undefined) {
+        this.writesAtRetire = this.writes;
         worker.postMessage('stop');
       }
     });
     worker.on('error', (error) => options.onError?.(error.message));
     worker.once('exit', () => {
-      const retiredAt = this.retiredAt;
+      const writesAtRetire = this.writesAtRetire;
       this.worker = undefined;
-      this.retiredAt = undefined;
+      this.writesAtRetire = undefined;
       if (this.stopped !== undefined) return;
-      if (retiredAt === undefined) {
+      if (writesAtRetire === undefined) {
         this.lost = true;
         return options.onLost?.();
       }
-      // A write committed after the worker was told to end may have missed its last checkpoint.
-      if (this.lastWrite >= retiredAt) this.worker = this.startWorker();
+      // A write committed after the worker was asked to end may have missed its last checkpoint.
+      if (this.writes !== writesAtRetire) this.restart();
     });
     worker.unref();
     return worker;

@@ -118,6 +118,20 @@ describe('addressbook-multiget', () => {
     expect((await alice.delete(encoded(name))).status).toBe(204);
   });
 
+  test('500 and 501 hrefs give the same responses', async () => {
+    // Up to 500 hrefs the storage writes the whole body. With one more, the responses are built batch by batch.
+    const cycle = [encoded(PLAIN.name), BOOK + MARKUP.name, `${BOOK}nobody.vcf`, `http://127.0.0.1${encoded(ZOE.name)}`, BOOK + ANNA.name];
+    const hrefs = Array.from({ length: 500 }, (_, i) => cycle[i % cycle.length]);
+    const whole = await alice.report(BOOK, multigetBody(hrefs));
+    const batched = await alice.report(BOOK, multigetBody([...hrefs, `${BOOK}last & <one>.vcf`]));
+    expect(whole.status).toBe(207);
+    expect(batched.status).toBe(207);
+    expect(whole.headers['content-length']).toBe(String(Buffer.byteLength(whole.text)));
+    expect(batched.headers['transfer-encoding']).toBe('chunked');
+    const last = '<d:response><d:href>/dav/addressbooks/alice/contacts/last &amp; &lt;one&gt;.vcf</d:href><d:status>HTTP/1.1 404 Not Found</d:status></d:response>';
+    expect(batched.text).toBe(whole.text.replace('</d:multistatus>', `${last}</d:multistatus>`));
+  });
+
   test('lower-case escapes match', async () => {
     const lower = BOOK + encodeURIComponent(ZOE.name).toLowerCase();
     expect(lower).toBe(`${BOOK}zo%c3%ab.vcf`);
