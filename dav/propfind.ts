@@ -131,7 +131,7 @@ const ADDRESS_DATA = clark(NS.CARDDAV, 'address-data');
 /** Characters that cannot occur in a property name or an escaped value, used to mark the slots. */
 const MARK_OPEN = '\uE000';
 const MARK_CLOSE = '\uE001';
-/** A size no card has, as the marker of getcontentlength in layoutOf. */
+/** A size no card has, as the marker of getcontentlength in cardsLayout. */
 const SIZE_MARK = 987654321987;
 
 interface Template {
@@ -149,13 +149,14 @@ const LAYOUT_FIELDS: ReadonlyMap<string, LayoutField> = new Map([
 
 /**
  * Returns the layout in which the storage writes the responses of cards
- * itself, with `hrefPrefix` before each entry's href, or undefined when a
- * requested value is not a stored field (getlastmodified, converted address
- * data) or the prefix needs escaping. With `withData`, address data goes out
- * as the stored XML form of the card. The texts come from the same template
- * as cardWriter's, so the bytes are the same.
+ * itself (for renderCards), or undefined when a requested value is not a
+ * stored field (getlastmodified, converted address data) or `hrefPrefix`
+ * needs escaping. Each entry's href follows `hrefPrefix`, so without a prefix
+ * the entries carry whole hrefs, escaped already. With `withData`, address
+ * data goes out as the stored XML form of the card. The texts come from the
+ * same template as cardWriter's, so the bytes are the same.
  */
-function layoutOf(context: PropertyContext, owner: User, request: PropRequest, minimal: boolean, hrefPrefix: string, withData: boolean): CardsLayout | undefined {
+export function cardsLayout(context: PropertyContext, owner: User, request: PropRequest, minimal: boolean, hrefPrefix: string, withData: boolean): CardsLayout | undefined {
   if (request.kind === 'propname' || !isXmlSafe(hrefPrefix)) return undefined;
   const template = cardTemplate(context, owner, request, minimal, withData);
   if (!template) return undefined;
@@ -179,19 +180,10 @@ function layoutOf(context: PropertyContext, owner: User, request: PropRequest, m
   return { card: { texts, fields }, missing: [missing[0] + hrefPrefix, missing[1]] };
 }
 
-/** Returns the layout of a collection's changes for renderChanges, or undefined when the storage cannot write them (see layoutOf). */
+/** Returns the layout of a collection's changes for renderChanges, or undefined when the storage cannot write them (see cardsLayout). */
 export function changeLayout(context: PropertyContext, owner: User, request: PropRequest, minimal: boolean, collectionHref: string): ChangeLayout | undefined {
-  const layout = layoutOf(context, owner, request, minimal, collectionHref, false);
+  const layout = cardsLayout(context, owner, request, minimal, collectionHref, false);
   return layout && { card: layout.card, removed: layout.missing };
-}
-
-/**
- * Returns the layout of a report's cards for renderCards, or undefined when
- * the storage cannot write them (see layoutOf). Without `hrefPrefix` the
- * entries carry their hrefs escaped already; with it, they are names.
- */
-export function cardsLayout(context: PropertyContext, owner: User, request: PropRequest, minimal: boolean, withData: boolean, hrefPrefix = ''): CardsLayout | undefined {
-  return layoutOf(context, owner, request, minimal, hrefPrefix, withData);
 }
 
 function cardTemplate(context: PropertyContext, owner: User, request: PropRequest, minimal: boolean, withData: boolean): Template | undefined {

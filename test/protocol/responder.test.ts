@@ -126,8 +126,8 @@ describe.each(REPORT_LAYOUT_REQUESTS)('stored report layout, %s', (_label, reque
   const withData = request.kind === 'prop' && request.names.includes(name(CARDDAV, 'address-data'));
   const xml = 'BEGIN:VCARD&#13;\nFN:Zoë &lt;1&gt; 日本&#13;\nEND:VCARD&#13;\n';
 
-  test.each([false, true])('minimal %s gives the writer bytes for hrefs as sent', (minimal) => {
-    const layout = cardsLayout(context, alice, request, minimal, withData);
+  test.each([false, true])('minimal %s matches the writer', (minimal) => {
+    const layout = cardsLayout(context, alice, request, minimal, '', withData);
     if (!stored) {
       expect(layout).toBeUndefined();
       return;
@@ -141,6 +141,18 @@ describe.each(REPORT_LAYOUT_REQUESTS)('stored report layout, %s', (_label, reque
       const [before, after] = layout!.missing;
       expect(before + escapeXml(href) + after).toBe(statusResponseXml(href, 404));
     }
+  });
+
+  test.each([false, true])('minimal %s with the book href', (minimal) => {
+    const base = '/dav/addressbooks/alice/contacts/';
+    const layout = cardsLayout(context, alice, request, minimal, base, withData);
+    expect(layout === undefined).toBe(!stored);
+    if (!layout) return;
+    const write = cardWriter(context, alice, request, minimal);
+    const expected = written(write, `${base}a.vcf`, cards[0], withData ? Buffer.from(xml) : undefined);
+    expect(Buffer.from(filled(layout.card, 'a.vcf', cards[0], xml))).toEqual(expected);
+    const [before, after] = layout.missing;
+    expect(before + 'a.vcf' + after).toBe(statusResponseXml(`${base}a.vcf`, 404));
   });
 });
 
