@@ -73,7 +73,7 @@ export class BackgroundCheckpointer {
   /** The write count when the running worker was asked to end because the database was idle. */
   private writesAtRetire: number | undefined;
   private stopped?: Promise<void>;
-  /** Set when a worker ended unasked, after which commits checkpoint themselves. */
+  /** Set when a worker ended unasked or failed to start, after which commits checkpoint themselves. */
   private lost = false;
 
   constructor(
@@ -123,7 +123,7 @@ export class BackgroundCheckpointer {
     try {
       this.worker = this.startWorker();
     } catch (error) {
-      this.options.onError?.(`the checkpoint worker did not start: ${(error as Error).message}`);
+      this.options.onError?.(`the checkpoint worker failed to start: ${(error as Error).message}`);
       this.lost = true;
       this.options.onLost?.();
     }

@@ -263,7 +263,7 @@ export interface CardEntry {
 }
 
 export interface CardsLayout {
-  /** A card that exists. */
+  /** The layout of a card in the book. */
   card: CardLayout;
   /** A name that is not in the book: the first text, the entry's href, the second text. */
   missing: [string, string];
@@ -426,7 +426,7 @@ export interface Storage {
    * Writes one entry per element of `entries` into `layout`, in their order:
    * the card layout for a name in the book, the missing layout otherwise.
    * Entries given as names alone have their names as hrefs, for a layout
-   * whose texts hold the collection's href. Returns the bytes as UTF-8, or
+   * whose texts contain the collection's href. Returns the bytes as UTF-8, or
    * undefined when one of the cards lacks the XML form that the layout
    * needs, so the caller builds those entries itself.
    */

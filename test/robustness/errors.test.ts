@@ -130,8 +130,8 @@ describe('storage failure', () => {
     expect((await client.propfind(BOOK, '1', PROPFIND_ETAG)).status).toBe(207);
   });
 
-  // A multiget of the ETag and the address data as stored reads responses that the storage renders;
-  // one that also requests getlastmodified reads the cards.
+  // A multiget of the ETag and the address data as stored reads responses that the storage renders.
+  // One that also requests getlastmodified reads the cards.
   test.each([
     ['renderCards', '<d:getetag/><c:address-data/>'],
     ['getCardXml', '<d:getetag/><d:getlastmodified/><c:address-data/>'],

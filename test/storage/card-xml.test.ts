@@ -137,7 +137,7 @@ test('renderCards writes each entry in order', async () => {
   expect((await storage.renderCards(bookId, [{ href: 'gone', name: 'gone.vcf' }], LAYOUT))!.toString()).toBe('<m h="gone"/>');
 });
 
-test('renderCards writes names as hrefs when given names alone', async () => {
+test('renderCards with names alone', async () => {
   const { storage, bookId } = opened;
   const names = [NAMES[5], 'missing.vcf', NAMES[0], NAMES[5]];
   const layout: CardsLayout = { card: { ...LAYOUT.card, texts: ['<r h="/book/', ...LAYOUT.card.texts.slice(1)] }, missing: ['<m h="/book/', '"/>'] };
@@ -155,7 +155,7 @@ test('renderCards writes the text around the entries', async () => {
   expect((await storage.renderCards(bookId, ['missing.vcf'], layout))!.toString()).toBe('<all><m h="missing.vcf"/></all>');
 });
 
-test('renderCards leaves cards without XML form to the caller', async () => {
+test('renderCards without XML form', async () => {
   const reopened = await changeOutside((db) => {
     db.prepare('UPDATE cards SET xml = NULL WHERE name = ?').run(NAMES[1]);
   });

@@ -78,15 +78,15 @@ test('a worker that cannot open the file is reported lost', async () => {
   await expect(lost).resolves.toBe('lost');
 });
 
-/** Waits until `check` holds, for up to 5 s. */
+/** Waits until `check` returns true, for up to 5 s. */
 async function until(check: () => boolean): Promise<void> {
   for (let waited = 0; !check(); waited += 20) {
-    if (waited > 5000) throw new Error('condition not reached in 5 s');
+    if (waited > 5000) throw new Error('timed out after 5 s waiting for the condition');
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
 
-test('idle worker ends and a write starts another', async () => {
+test('idle worker ends, write restarts it', async () => {
   const file = join(dir, 'cardinal.sqlite3');
   await new SqliteStorage(file).close();
   const checkpointer = new BackgroundCheckpointer(file, { intervalMs: 20, idleMs: 100, journalSizeLimit: 1 << 20 });
@@ -104,7 +104,7 @@ test('idle worker ends and a write starts another', async () => {
   expect(checkpointer.running).toBe(false);
 });
 
-test('writes after an idle time reach the database file', async () => {
+test('writes after idle reach the file', async () => {
   const file = join(dir, 'cardinal.sqlite3');
   const storage = new SqliteStorage(file, { checkpointIntervalMs: 20, checkpointIdleMs: 100 });
   try {
