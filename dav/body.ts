@@ -2,7 +2,7 @@ import { TextDecoder } from 'node:util';
 import getRawBody from 'raw-body';
 import type Koa from 'koa';
 import { DavError } from './errors';
-import { XmlElement, XmlError, XmlTreeParser } from './xml';
+import { PackRule, XmlElement, XmlError, XmlTreeParser } from './xml';
 
 function isTooLarge(error: unknown): boolean {
   return (error as { type?: string }).type === 'entity.too.large';
@@ -191,13 +191,14 @@ function declaredDecoder(declared: string | undefined): (bytes: Buffer, last: bo
  * Reads and parses an XML body as it arrives, so that neither its bytes nor
  * its text are ever held whole: in a multiget of 100,000 hrefs they were
  * 17 MB beside the tree. Returns undefined for an empty body or one of white
- * space only. The size limit applies as in readBody.
+ * space only. The size limit applies as in readBody. `pack` names children
+ * that a large body keeps as text alone (see PackRule).
  */
-export async function readXmlBody(ctx: Koa.Context, limit: number): Promise<XmlElement | undefined> {
+export async function readXmlBody(ctx: Koa.Context, limit: number, pack?: PackRule): Promise<XmlElement | undefined> {
   const tooLarge = () => new DavError(413, undefined, `the XML body is larger than ${limit} bytes`);
   checkDeclaredLength(ctx, limit, tooLarge);
   const decoder = new XmlBodyDecoder();
-  const parser = new XmlTreeParser();
+  const parser = new XmlTreeParser(undefined, pack);
   // Leading white space is skipped, as a lenient reader of `  <?xml ...` would, and the rest goes to the parser.
   let started = false;
   const feed = (text: string) => {

@@ -10,10 +10,12 @@ import { decodePath, encodeSegment, Resource } from './resource';
 import { runQuery } from './query';
 import { handlePrincipalReport, isPrincipalReport } from './principal-search';
 import { xmlText } from '../vcard/xmltext';
-import { child, childrenNamed, clark, escapeXml, is, isXmlSafe, NS, tag, XmlElement } from './xml';
+import { child, childrenNamed, childTextGroups, clark, escapeXml, is, isXmlSafe, NS, PackRule, tag, XmlElement } from './xml';
 
 /** Hrefs resolved per storage round trip in a multiget. */
 const MULTIGET_BATCH = 500;
+/** The hrefs of a large multiget are kept as text alone, a batch per group. */
+const MULTIGET_HREFS: PackRule = { root: clark(NS.CARDDAV, 'addressbook-multiget'), child: clark(NS.DAV, 'href'), groupSize: MULTIGET_BATCH };
 /** Changes read per storage round trip in sync-collection. */
 const SYNC_PAGE = 1000;
 
@@ -199,23 +201,27 @@ async function storedMultistatus(dc: DavContext, resource: BookResource, props: 
 
 async function multiget(dc: DavContext, resource: BookResource, root: XmlElement): Promise<void> {
   const props = parseReportProps(root);
-  const hrefs = childrenNamed(root, NS.DAV, 'href').map((h) => h.text.trim());
+  const hrefs = childTextGroups(root, NS.DAV, 'href', MULTIGET_BATCH);
   const minimal = wantsMinimal(dc);
   const storage = dc.storage;
   const out = reportWriter(dc, resource, props, minimal, 'client');
   const bookSegments = decodePath(resource.href);
-  const toEntries = (hrefs: string[]) => hrefs.map((href) => ({ href, name: hrefToName(href, resource.href, bookSegments) }));
+  const batchEntries = (index: number) =>
+    hrefs.group(index).map((text) => {
+      const href = text.trim();
+      return { href, name: hrefToName(href, resource.href, bookSegments) };
+    });
 
   // Larger multigets are built here, because batches written by the storage allocate so little in JavaScript
   // that V8 frees their buffers late: VmHWM 157 instead of 127 MB after two multigets of 100,000 cards.
-  if (hrefs.length <= MULTIGET_BATCH) {
-    const body = await storedMultistatus(dc, resource, props, minimal, toEntries(hrefs));
+  if (hrefs.count <= MULTIGET_BATCH) {
+    const body = await storedMultistatus(dc, resource, props, minimal, hrefs.groups === 0 ? [] : batchEntries(0));
     if (body !== undefined) return sendWholeMultistatus(dc.ctx, body);
   }
 
   async function* responses(): AsyncGenerator<string | Buffer> {
-    for (let start = 0; start < hrefs.length; start += MULTIGET_BATCH) {
-      const batch = toEntries(hrefs.slice(start, start + MULTIGET_BATCH));
+    for (let index = 0; index < hrefs.groups; index++) {
+      const batch = batchEntries(index);
       const names = batch.flatMap((entry) => (entry.name === undefined ? [] : [entry.name]));
       const found = new Map<string, CardMeta | Card | CardXml>();
       for (const card of await readReportCards(storage, resource.book.id, names, props.addressData)) found.set(card.name, card);
@@ -327,7 +333,7 @@ async function syncCollection(dc: DavContext, resource: BookResource, root: XmlE
 }
 
 export async function handleReport(dc: DavContext): Promise<void> {
-  const root = await readXmlBody(dc.ctx, dc.limits.maxXmlBody);
+  const root = await readXmlBody(dc.ctx, dc.limits.maxXmlBody, MULTIGET_HREFS);
   if (!root) throw new DavError(400, undefined, 'REPORT needs an XML body');
   if (isPrincipalReport(root)) return handlePrincipalReport(dc, root);
   const resource = dc.resource;

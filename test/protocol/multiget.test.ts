@@ -132,6 +132,46 @@ describe('addressbook-multiget', () => {
     expect(batched.text).toBe(whole.text.replace('</d:multistatus>', `${last}</d:multistatus>`));
   });
 
+  test('oversized body matches smaller bodies', async () => {
+    // A body of more than 1,000,000 characters is parsed piece by piece, and its hrefs are kept as text alone.
+    const elements = [
+      `<d:href>${encoded(PLAIN.name)}</d:href>`,
+      `<d:href>\n  ${BOOK}${MARKUP.name}\n</d:href><!-- between -->`,
+      `<d:href><![CDATA[${BOOK}nobody & <none>.vcf]]></d:href>`,
+      `<d:href>http://127.0.0.1${encoded(ZOE.name)}</d:href>\n`,
+      `<d:href>${BOOK}${ANNA.name.replace('@', '&#64;')}</d:href>`,
+    ];
+    const hrefsXml = Array.from({ length: 15_000 }, (_, i) => elements[i % elements.length]);
+    const body = (hrefs: string[]) =>
+      `<?xml version="1.0" encoding="utf-8"?><card:addressbook-multiget ${XMLNS}>` +
+      `<d:prop><d:getetag/><card:address-data/></d:prop>${hrefs.join('')}</card:addressbook-multiget>`;
+    const large = body(hrefsXml);
+    expect(large.length).toBeGreaterThan(1_000_000);
+
+    const inner = (text: string) => text.slice(text.indexOf('<d:response>'), text.lastIndexOf('</d:multistatus>'));
+    const reply = await alice.report(BOOK, large);
+    expect(reply.status).toBe(207);
+
+    let expected = '';
+    for (let start = 0; start < hrefsXml.length; start += 2_500) {
+      const part = await alice.report(BOOK, body(hrefsXml.slice(start, start + 2_500)));
+      expect(part.status).toBe(207);
+      expected += inner(part.text);
+    }
+    expect(inner(reply.text)).toBe(expected);
+
+    const responses = parseMultistatus(reply.text);
+    expect(responses).toHaveLength(15_000);
+    expect(responses.slice(0, 5).map((r) => [r.href, r.status ?? 200])).toEqual([
+      [encoded(PLAIN.name), 200],
+      [BOOK + MARKUP.name, 200],
+      [`${BOOK}nobody & <none>.vcf`, 404],
+      [`http://127.0.0.1${encoded(ZOE.name)}`, 200],
+      [BOOK + ANNA.name, 200],
+    ]);
+    expect(okProp(responses[14_999], card('address-data'))?.text).toBe(ANNA.body);
+  });
+
   test('lower-case escapes match', async () => {
     const lower = BOOK + encodeURIComponent(ZOE.name).toLowerCase();
     expect(lower).toBe(`${BOOK}zo%c3%ab.vcf`);
