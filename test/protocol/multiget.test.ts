@@ -1,4 +1,6 @@
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { startTestApp, type TestApp } from '../helpers/app';
 import { DavClient, multigetBody, person, XMLNS } from '../helpers/dav';
 import { storeCards } from '../helpers/fixtures';
@@ -170,6 +172,28 @@ describe('addressbook-multiget', () => {
       [BOOK + ANNA.name, 200],
     ]);
     expect(okProp(responses[14_999], card('address-data'))?.text).toBe(ANNA.body);
+  });
+
+  test('card without XML form falls back', async () => {
+    // Every write stores the XML form, but a row changed outside Cardinal may lack it. The storage then
+    // declines to write the body, and the responses are built from the card's text instead.
+    const hrefs = [encoded(PLAIN.name), encoded(MARKUP.name), `${BOOK}nobody.vcf`];
+    const before = await alice.report(BOOK, multigetBody(hrefs));
+    expect(before.headers['content-length']).toBe(String(Buffer.byteLength(before.text)));
+
+    const db = new Database(join(app.dataDir, 'cardinal.sqlite3'));
+    const saved = db.prepare('SELECT xml FROM cards WHERE name = ?').pluck().get(MARKUP.name);
+    expect(saved).not.toBeNull();
+    db.prepare('UPDATE cards SET xml = NULL WHERE name = ?').run(MARKUP.name);
+    try {
+      const after = await alice.report(BOOK, multigetBody(hrefs));
+      expect(after.status).toBe(207);
+      expect(after.headers['transfer-encoding']).toBe('chunked');
+      expect(after.text).toBe(before.text);
+    } finally {
+      db.prepare('UPDATE cards SET xml = ? WHERE name = ?').run(saved, MARKUP.name);
+      db.close();
+    }
   });
 
   test('lower-case escapes match', async () => {

@@ -7,10 +7,27 @@
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { BackgroundCheckpointer } from '../../storage/checkpoint';
 import { SqliteStorage } from '../../storage/sqlite';
 import type { CardInput } from '../../storage/types';
 import { prepareCard } from '../../vcard/pipeline';
+
+/** Set to make the next worker thread fail to start, as when the process has no memory or threads left. */
+let mockWorkerFailure: Error | undefined;
+
+jest.mock('node:worker_threads', () => {
+  const actual = jest.requireActual<typeof import('node:worker_threads')>('node:worker_threads');
+  class FailingWorker extends actual.Worker {
+    constructor(...args: ConstructorParameters<typeof actual.Worker>) {
+      const failure = mockWorkerFailure;
+      mockWorkerFailure = undefined;
+      if (failure) throw failure;
+      super(...args);
+    }
+  }
+  return { ...actual, Worker: FailingWorker };
+});
 
 let dir: string;
 
@@ -117,5 +134,60 @@ test('writes after idle reach the file', async () => {
     expect(statSync(file).size).toBeGreaterThan(before + 80_000);
   } finally {
     await storage.close();
+  }
+});
+
+test('write during retirement restarts the worker', async () => {
+  const file = join(dir, 'cardinal.sqlite3');
+  await new SqliteStorage(file).close();
+  const checkpointer = new BackgroundCheckpointer(file, { intervalMs: 20, idleMs: 100, journalSizeLimit: 1 << 20 });
+  // The write lands after the worker was asked to end and before it has ended.
+  const post = jest.spyOn(Worker.prototype, 'postMessage');
+  let retiring: Promise<void> | undefined;
+  post.mockImplementation(function (this: Worker, message: unknown) {
+    post.mockRestore();
+    Worker.prototype.postMessage.call(this, message);
+    if (message === 'stop') {
+      retiring = new Promise((resolve) => this.once('exit', () => resolve()));
+      checkpointer.wrote();
+    }
+  });
+  try {
+    await until(() => retiring !== undefined);
+    await retiring;
+    // The checkpointer's own exit listener ran first and started another worker for the write.
+    expect(checkpointer.running).toBe(true);
+  } finally {
+    post.mockRestore();
+    await checkpointer.stop();
+  }
+});
+
+test('worker that cannot start is lost', async () => {
+  const file = join(dir, 'cardinal.sqlite3');
+  await new SqliteStorage(file).close();
+  const errors: string[] = [];
+  let lost = 0;
+  const checkpointer = new BackgroundCheckpointer(file, {
+    intervalMs: 20,
+    idleMs: 100,
+    journalSizeLimit: 1 << 20,
+    onError: (message) => errors.push(message),
+    onLost: () => lost++,
+  });
+  try {
+    await until(() => !checkpointer.running);
+    mockWorkerFailure = new Error('no thread left');
+    expect(() => checkpointer.wrote()).not.toThrow();
+    expect(checkpointer.running).toBe(false);
+    expect(lost).toBe(1);
+    expect(errors).toEqual(['the checkpoint worker failed to start: no thread left']);
+    // A lost worker is not started again: commits checkpoint from then on.
+    checkpointer.wrote();
+    expect(checkpointer.running).toBe(false);
+    expect(lost).toBe(1);
+  } finally {
+    mockWorkerFailure = undefined;
+    await checkpointer.stop();
   }
 });
