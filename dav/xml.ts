@@ -149,6 +149,8 @@ export class XmlTreeParser {
   private packing: XmlElement | undefined;
   private pending: string[] = [];
   private readonly pack?: { rule: PackRule; root: { ns: string; local: string }; child: { ns: string; local: string } };
+  /** Whether the root is the pack rule's root. */
+  private packsRoot = false;
 
   /**
    * @param maxBufferedCharacters 0 sends every piece to saxes as it is written.
@@ -186,9 +188,9 @@ export class XmlTreeParser {
 
   /** True when `element`, about to be added under `parent`, is a child that the pack rule keeps as text. */
   private packs(parent: XmlElement, element: XmlElement): boolean {
-    if (this.pack === undefined || parent !== this.root) return false;
-    const { root, child } = this.pack;
-    return element.local === child.local && element.ns === child.ns && parent.local === root.local && parent.ns === root.ns;
+    const child = this.pack?.child;
+    if (!this.packsRoot || child === undefined || parent !== this.root) return false;
+    return element.local === child.local && element.ns === child.ns;
   }
 
   private packText(text: string): void {
@@ -227,8 +229,10 @@ export class XmlTreeParser {
     const element: XmlElement = { ns: tag.uri ?? '', local, attrs, children: NO_CHILDREN, text: '', nodes: NO_NODES };
     const stack = this.stack;
     const parent = stack[stack.length - 1];
-    if (parent === undefined) this.root = element;
-    else if (this.packs(parent, element)) this.packing = element;
+    if (parent === undefined) {
+      this.root = element;
+      this.packsRoot = this.pack !== undefined && element.local === this.pack.root.local && element.ns === this.pack.root.ns;
+    } else if (this.packs(parent, element)) this.packing = element;
     else appendElement(parent, element);
     stack.push(element);
     if (stack.length > MAX_DEPTH) throw new XmlError('the XML body is nested too deeply');
@@ -237,6 +241,9 @@ export class XmlTreeParser {
   private addText(text: string): void {
     const current = this.stack[this.stack.length - 1];
     if (!current) return;
+    // A root whose children are packed keeps no text: the white space between 100,000 hrefs became one
+    // chain of pieces, and text of 13 characters or more kept the piece of the body it came from.
+    if (current === this.root && this.packsRoot) return;
     current.text += text;
     // Until a child element arrives, the text is the whole content and nodes stays empty.
     if (current.nodes === NO_NODES) return;

@@ -81,6 +81,16 @@ describe('packed children', () => {
     expect(parseInPieces(body, 7, 1_000_000, rule).packed?.count).toBe(4);
   });
 
+  test('packed root drops its text', () => {
+    const indent = '\n' + ' '.repeat(16);
+    const spaced = body.replace(/<D:href>/g, `${indent}<D:href>`).replace('<D:prop>', `${indent}<D:prop>`);
+    const root = parseInPieces(spaced, 7, 0, rule);
+    expect(root.packed?.count).toBe(4);
+    expect(root.text).toBe('');
+    expect(root.nodes.filter((node) => typeof node === 'string')).toEqual([]);
+    expect(allTexts(root)).toEqual(texts);
+  });
+
   test('other root keeps its children', () => {
     const other = body.replace(/addressbook-multiget/g, 'addressbook-query');
     const root = parseInPieces(other, 7, 0, rule);
