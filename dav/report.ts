@@ -14,7 +14,7 @@ import { child, childrenNamed, childTextGroups, clark, escapeXml, is, isXmlSafe,
 
 /** Hrefs resolved per storage round trip in a multiget. */
 const MULTIGET_BATCH = 500;
-/** The hrefs of a large multiget are kept as text alone, a batch per group. */
+/** Pack rule for the hrefs of a large multiget: the parser keeps them as text alone, one group per batch. */
 const MULTIGET_HREFS: PackRule = { root: clark(NS.CARDDAV, 'addressbook-multiget'), child: clark(NS.DAV, 'href'), groupSize: MULTIGET_BATCH };
 /** Changes read per storage round trip in sync-collection. */
 const SYNC_PAGE = 1000;
@@ -204,7 +204,6 @@ async function multiget(dc: DavContext, resource: BookResource, root: XmlElement
   const hrefs = childTextGroups(root, NS.DAV, 'href', MULTIGET_BATCH);
   const minimal = wantsMinimal(dc);
   const storage = dc.storage;
-  const out = reportWriter(dc, resource, props, minimal, 'client');
   const bookSegments = decodePath(resource.href);
   const batchEntries = (index: number) =>
     hrefs.group(index).map((text) => {
@@ -219,6 +218,7 @@ async function multiget(dc: DavContext, resource: BookResource, root: XmlElement
     if (body !== undefined) return sendWholeMultistatus(dc.ctx, body);
   }
 
+  const out = reportWriter(dc, resource, props, minimal, 'client');
   async function* responses(): AsyncGenerator<string | Buffer> {
     for (let index = 0; index < hrefs.groups; index++) {
       const batch = batchEntries(index);

@@ -145,8 +145,9 @@ export class XmlTreeParser {
   private elementCount = 0;
   private attributeCount = 0;
   private elementAttributeCount = 0;
-  /** The child being packed while it is open, and the texts of the group not yet joined. */
+  /** The child being packed, while it is open. */
   private packing: XmlElement | undefined;
+  /** Texts of packed children not yet joined into a group. */
   private pending: string[] = [];
   private readonly pack?: { rule: PackRule; root: { ns: string; local: string }; child: { ns: string; local: string } };
   /** Whether the root is the pack rule's root. */
@@ -154,7 +155,7 @@ export class XmlTreeParser {
 
   /**
    * @param maxBufferedCharacters 0 sends every piece to saxes as it is written.
-   * @param pack children to keep as text when the body goes to saxes; a body
+   * @param pack children to keep as text when the body goes to saxes. A body
    * buffered whole gets its full tree, which is small.
    */
   constructor(
@@ -188,15 +189,17 @@ export class XmlTreeParser {
 
   /** True when `element`, about to be added under `parent`, is a child that the pack rule keeps as text. */
   private packs(parent: XmlElement, element: XmlElement): boolean {
-    const child = this.pack?.child;
-    if (!this.packsRoot || child === undefined || parent !== this.root) return false;
-    return element.local === child.local && element.ns === child.ns;
+    const pack = this.pack;
+    if (pack === undefined || !this.packsRoot || parent !== this.root) return false;
+    return element.local === pack.child.local && element.ns === pack.child.ns;
   }
 
+  /** Adds the text of a packed child to the pending group, and joins the group once it is full. */
   private packText(text: string): void {
     this.packing = undefined;
     this.pending.push(text);
-    if (this.pending.length >= (this.pack?.rule.groupSize ?? 1)) this.flushPacked();
+    const groupSize = this.pack?.rule.groupSize;
+    if (groupSize !== undefined && this.pending.length >= groupSize) this.flushPacked();
   }
 
   /**
@@ -204,7 +207,8 @@ export class XmlTreeParser {
    * the pieces of the body that the texts pointed into can be freed.
    */
   private flushPacked(): void {
-    const [root, rule] = [this.root, this.pack?.rule];
+    const root = this.root;
+    const rule = this.pack?.rule;
     if (this.pending.length === 0 || root === undefined || rule === undefined) return;
     const packed = (root.packed ??= { child: rule.child, groupSize: rule.groupSize, count: 0, groups: [] });
     packed.groups.push(this.pending.join(PACK_SEPARATOR));
@@ -241,8 +245,8 @@ export class XmlTreeParser {
   private addText(text: string): void {
     const current = this.stack[this.stack.length - 1];
     if (!current) return;
-    // A root whose children are packed keeps no text: the white space between 100,000 hrefs became one
-    // chain of pieces, and text of 13 characters or more kept the piece of the body it came from.
+    // The pack rule's root keeps no text. The white space between 100,000 hrefs became one chain of pieces,
+    // and white space of 13 characters or more also kept the piece of the body it came from in memory.
     if (current === this.root && this.packsRoot) return;
     current.text += text;
     // Until a child element arrives, the text is the whole content and nodes stays empty.
@@ -312,7 +316,7 @@ export function childrenNamed(element: XmlElement, ns: string, local: string): X
 export interface TextGroups {
   count: number;
   groups: number;
-  /** The texts of group `index`, from 0 to groups - 1, as sent. */
+  /** Returns the texts of group `index` (0 to groups - 1) as sent, without trimming. */
   group(index: number): string[];
 }
 
@@ -325,7 +329,7 @@ export function childTextGroups(element: XmlElement, ns: string, local: string, 
   const packed = element.packed;
   if (packed !== undefined && packed.child === clark(ns, local)) {
     const { count, groups } = packed;
-    if (packed.groupSize !== groupSize) throw new Error(`the texts were packed in groups of ${packed.groupSize}, not ${groupSize}`);
+    if (packed.groupSize !== groupSize) throw new Error(`invalid group size ${groupSize}: the texts were packed in groups of ${packed.groupSize}`);
     return { count, groups: groups.length, group: (index) => groups[index].split(PACK_SEPARATOR) };
   }
   const texts = childrenNamed(element, ns, local).map((c) => c.text);

@@ -105,6 +105,6 @@ describe('packed children', () => {
 
   test('other group size is rejected', () => {
     const root = parseInPieces(body, 7, 0, rule);
-    expect(() => childTextGroups(root, 'DAV:', 'href', 3)).toThrow('groups of 2');
+    expect(() => childTextGroups(root, 'DAV:', 'href', 3)).toThrow('invalid group size 3: the texts were packed in groups of 2');
   });
 });

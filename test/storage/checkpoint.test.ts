@@ -13,7 +13,7 @@ import { SqliteStorage } from '../../storage/sqlite';
 import type { CardInput } from '../../storage/types';
 import { prepareCard } from '../../vcard/pipeline';
 
-/** Set to make the next worker thread fail to start, as when the process has no memory or threads left. */
+/** Error that the next worker thread raises as it starts, as when the process has no memory or threads left. */
 let mockWorkerFailure: Error | undefined;
 
 jest.mock('node:worker_threads', () => {
