@@ -267,30 +267,36 @@ async function syncCollection(dc: DavContext, resource: BookResource, root: XmlE
   const props = parseReportProps(root);
   const minimal = wantsMinimal(dc);
   const storage = dc.storage;
-  let finalSeq = sinceSeq;
   const layout = props.addressData ? undefined : changeLayout(propertyContext(dc, resource), resource.owner, props.request, minimal, resource.href);
   const out = reportWriter(dc, resource, props, minimal, memberHrefs(resource.href));
   const reportTruncated = () => out.status(resource.href, 507, tag(clark(NS.DAV, 'number-of-matches-within-limits')));
+  const tokenTag = (seq: number) => tag(P.syncToken, escapeXml(syncToken({ ...book, syncSeq: seq })));
 
   // Changes committed after the request resolved the book (book.syncSeq) wait for the next sync, so a card
   // written while this response streams is not listed twice, once as it was and once as it is now.
-  async function* responses(): AsyncGenerator<string | Buffer> {
-    let seq = sinceSeq;
-    let remaining = limit ?? Infinity;
-    if (layout) {
-      const page = await storage.renderChanges(book.id, seq, book.syncSeq, Math.min(SYNC_PAGE, remaining), layout);
-      if (page.count > 0) yield page.bytes;
-      seq = page.seq;
-      remaining -= page.count;
-      if (page.truncated && remaining <= 0) reportTruncated();
-      if (!page.truncated || remaining <= 0) {
-        yield* finish(seq);
-        return;
-      }
-      // Later pages are built below. Each rendered page is a Buffer outside V8's heap, which V8 frees late
-      // when the request allocates little else. After 20 initial syncs of 100,000 cards, the server's VmHWM
-      // was 134 MB with every page rendered and 97 MB with the first page alone, as without rendering.
+  let seq = sinceSeq;
+  let remaining = limit ?? Infinity;
+  let firstPage: Buffer | undefined;
+  if (layout) {
+    const page = await storage.renderChanges(book.id, seq, book.syncSeq, Math.min(SYNC_PAGE, remaining), layout);
+    seq = page.seq;
+    remaining -= page.count;
+    if (!page.truncated || remaining <= 0) {
+      // The page is the whole response. Sent with its length rather than streamed, in the benchmark a sync of
+      // 1,000 changes at N = 100,000 took 1.74 instead of 2.14 ms, and one of 10 changes at N = 1,000 0.95 instead of 1.11 ms.
+      if (page.truncated) reportTruncated();
+      const [before, after] = MULTISTATUS_AROUND;
+      const pieces = [Buffer.from(before), page.bytes, out.rest() ?? Buffer.alloc(0), Buffer.from(tokenTag(seq) + after)];
+      return sendWholeMultistatus(dc.ctx, Buffer.concat(pieces));
     }
+    // Later pages are built below. Each rendered page is a Buffer outside V8's heap, which V8 frees late
+    // when the request allocates little else. After 20 initial syncs of 100,000 cards, the server's VmHWM
+    // was 134 MB with every page rendered and 97 MB with the first page alone, as without rendering.
+    firstPage = page.bytes;
+  }
+
+  async function* responses(): AsyncGenerator<string | Buffer> {
+    if (firstPage !== undefined && firstPage.length > 0) yield firstPage;
     for (;;) {
       const page = await storage.changesSince(book.id, seq, Math.min(SYNC_PAGE, remaining));
       // Changes come in sequence order, so only the last one needs checking against the request's sequence number.
@@ -320,16 +326,12 @@ async function syncCollection(dc: DavContext, resource: BookResource, root: XmlE
         break;
       }
     }
-    yield* finish(seq);
+    // A 507 for the limit comes after the page it cut.
+    const truncated = out.rest();
+    if (truncated !== undefined) yield truncated;
   }
 
-  function* finish(seq: number): Generator<Buffer> {
-    const rest = out.rest();
-    if (rest !== undefined) yield rest;
-    finalSeq = seq;
-  }
-
-  sendMultistatus(dc.ctx, await prefetchFirst(responses()), () => tag(P.syncToken, escapeXml(syncToken({ ...book, syncSeq: finalSeq }))));
+  sendMultistatus(dc.ctx, await prefetchFirst(responses()), () => tokenTag(seq));
 }
 
 export async function handleReport(dc: DavContext): Promise<void> {

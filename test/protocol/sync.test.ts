@@ -224,6 +224,30 @@ describe('rendered and built responses', () => {
     expect(responseFor(delta.responses, hrefs[4]).status).toBe(404);
   });
 
+  test.each(['', 'delta'])('a one-page listing is sent with its length, token %j', async (kind) => {
+    const { book, token } = await filledBook();
+    const reply = await alice.report(book, syncCollectionBody(kind === '' ? '' : token));
+    expect(reply.status).toBe(207);
+    expect(reply.headers['content-length']).toBe(String(Buffer.byteLength(reply.text)));
+    expect(reply.headers['transfer-encoding']).toBeUndefined();
+    const result = parseMultistatusDocument(reply.text);
+    expect(result.responses).toHaveLength(kind === '' ? 4 : 3);
+    expect(result.syncToken).toBe(await propertyToken(book));
+  });
+
+  test('a page cut by the limit keeps its 507 and token', async () => {
+    const { book } = await filledBook();
+    const reply = await alice.report(book, syncCollectionBody('', { limit: 2 }));
+    expect(reply.headers['content-length']).toBe(String(Buffer.byteLength(reply.text)));
+    const result = parseMultistatusDocument(reply.text);
+    expect(result.responses.filter((r) => r.href !== book)).toHaveLength(2);
+    expect(responseFor(result.responses, book).status).toBe(507);
+    // The token continues after the page: the two other cards, and the two removed after the page's cards were stored.
+    const rest = await alice.sync(book, result.syncToken!);
+    expect(rest.responses.filter((r) => r.status === undefined)).toHaveLength(2);
+    expect(rest.responses.filter((r) => r.status === 404)).toHaveLength(2);
+  });
+
   test('content length is rendered too', async () => {
     const { book, hrefs } = await filledBook();
     const result = await alice.sync(book, '', { props: [d('getetag'), d('getcontentlength')] });
@@ -377,7 +401,10 @@ describe('large book sync', () => {
   afterAll(() => big.close());
 
   test('initial sync lists every card once', async () => {
-    const result = await client.sync(BOOK, '');
+    const reply = await client.report(BOOK, syncCollectionBody(''));
+    // More changes than one page: the response streams.
+    expect(reply.headers['transfer-encoding']).toBe('chunked');
+    const result = parseMultistatusDocument(reply.text);
     expect(result.responses).toHaveLength(COUNT);
     expect(new Set(result.responses.map((r) => r.href)).size).toBe(COUNT);
     expect(result.responses.every((r) => r.status !== 507)).toBe(true);
