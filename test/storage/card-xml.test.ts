@@ -155,6 +155,31 @@ test('renderCards writes the text around the entries', async () => {
   expect((await storage.renderCards(bookId, ['missing.vcf'], layout))!.toString()).toBe('<all><m h="missing.vcf"/></all>');
 });
 
+test('renderCards of found cards only', async () => {
+  // Every entry names a card, with one twice: the same text as with a missing card among them.
+  const { storage, bookId } = opened;
+  const entries = [...NAMES, NAMES[2]].map((name, i) => ({ href: `x/${i}`, name }));
+  const around: CardsLayout = { ...LAYOUT, around: ['<all>', '</all>'] };
+  const expected = await expectedRender(storage, bookId, entries);
+  expect((await storage.renderCards(bookId, entries, around))!.toString()).toBe(`<all>${expected}</all>`);
+  const withMissing = [...entries, { href: 'x/gone', name: 'gone.vcf' }];
+  const general = (await storage.renderCards(bookId, withMissing, around))!.toString();
+  expect(general).toBe(`<all>${expected}<m h="x/gone"/></all>`);
+
+  const names = [NAMES[4], NAMES[0]];
+  const layout: CardsLayout = { card: { ...LAYOUT.card, texts: ['<r h="/book/', ...LAYOUT.card.texts.slice(1)] }, missing: ['<m h="/book/', '"/>'] };
+  const byName = names.map((name) => ({ href: `/book/${name}`, name }));
+  expect((await storage.renderCards(bookId, names, layout))!.toString()).toBe(await expectedRender(storage, bookId, byName));
+});
+
+test('renderCards of found cards with several fields', async () => {
+  const { storage, bookId } = opened;
+  const layout: CardsLayout = { card: { texts: ['<r h="', '" e="', '" s="', '">', '</r>'], fields: ['etag', 'size', 'xml'] }, missing: LAYOUT.missing };
+  const [card] = await storage.getCardXml(bookId, [NAMES[3]]);
+  const text = (await storage.renderCards(bookId, [{ href: 'one', name: NAMES[3] }], layout))!.toString();
+  expect(text).toBe(`<r h="one" e="${card.etag}" s="${card.size}">${card.xml.toString()}</r>`);
+});
+
 test('renderCards without XML form', async () => {
   const reopened = await changeOutside((db) => {
     db.prepare('UPDATE cards SET xml = NULL WHERE name = ?').run(NAMES[1]);
