@@ -140,10 +140,7 @@ export function createApp(options: AppOptions): Koa {
     // Credentials whose password was verified within the cache lifetime pass without the failure limits,
     // so a client that is already syncing keeps working while someone else fails logins from the same address.
     // Each hit renews the entry, so a client that polls more often than the lifetime never needs a new check.
-    if (user?.passwordHash && logins.has(user.name, credentials.password, user.passwordHash)) {
-      logins.add(user.name, credentials.password, user.passwordHash);
-      return user;
-    }
+    if (user?.passwordHash && logins.renew(user.name, credentials.password, user.passwordHash)) return user;
     return guard.authenticate(ctx, credentials.name, credentials.password, () => checkLocal(user, credentials.password));
   }
 

@@ -62,14 +62,17 @@ export class LoginCache {
     return createHmac('sha256', this.secret).update(name).update('\0').update(password).update('\0').update(stored).digest('base64');
   }
 
-  has(name: string, password: string, stored: string): boolean {
+  /** Returns whether the credentials passed within the lifetime, and if so starts their lifetime again. */
+  renew(name: string, password: string, stored: string): boolean {
     const key = this.key(name, password, stored);
     const expires = this.entries.get(key);
     if (expires === undefined) return false;
-    if (expires < Date.now()) {
+    const now = Date.now();
+    if (expires < now) {
       this.entries.delete(key);
       return false;
     }
+    this.entries.set(key, now + this.ttlMs);
     return true;
   }
 
