@@ -1,4 +1,4 @@
-#!/usr/bin/env -S MALLOC_MMAP_THRESHOLD_=1048576 MALLOC_TRIM_THRESHOLD_=16777216 node --max-semi-space-size=4 --initial-old-space-size=32 --no-allocation-site-pretenuring
+#!/usr/bin/env -S MALLOC_MMAP_THRESHOLD_=1048576 node --max-semi-space-size=4 --initial-old-space-size=32 --no-allocation-site-pretenuring
 'use strict';
 // The command line is compiled to dist/ by `npm install` (the prepare script) or `npm run build`.
 //
@@ -12,10 +12,6 @@
 //   glibc raises the threshold after the first scrypt hash frees its 16 MiB, so each later hash
 //   takes its 16 MiB from an allocator arena that keeps it. Six logins in a row left 110 MB
 //   resident without the setting and 76 MB with it.
-// - `MALLOC_TRIM_THRESHOLD_` lets glibc keep up to 16 MiB of freed memory at the top of its heap
-//   instead of 128 KiB, so the buffers of one large response are not unmapped and faulted in again
-//   for the next. Multigets of 500 cards at N = 10,000 took 4.43 to 4.47 ms instead of 4.68 to
-//   4.83 ms (median of 370, with a 35 ms pause before each), for about 5 MiB more resident memory.
 // - `--initial-old-space-size=32` lets V8's old generation grow to 32 MB before its first full
 //   collections. Over 300 multigets of 500 cards, full collections fell from 49 to 16.
 // - `--no-allocation-site-pretenuring` keeps V8 from allocating objects straight into the old
