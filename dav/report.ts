@@ -327,8 +327,8 @@ async function syncCollection(dc: DavContext, resource: BookResource, root: XmlE
       }
     }
     // A 507 for the limit comes after the page it cut.
-    const truncated = out.rest();
-    if (truncated !== undefined) yield truncated;
+    const limitStatus = out.rest();
+    if (limitStatus !== undefined) yield limitStatus;
   }
 
   sendMultistatus(dc.ctx, await prefetchFirst(responses()), () => tokenTag(seq));

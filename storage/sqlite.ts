@@ -1143,12 +1143,14 @@ export class SqliteStorage implements Storage {
     const separator = texts[texts.length - 1] + texts[0];
     const single = entries.length === 1;
     const foundArgs = single ? [opening, ...mid, closing] : [opening, ...mid, entries.length - 1, ...mid, closing, ...mid];
-    const found = this.rawStmt(foundCardsSql(fields, namesOnly, single)).get(...foundArgs, separator, json, bookId) as [number, number, Buffer | null];
-    const [present, withXml, whole] = found;
+    const foundSql = foundCardsSql(fields, namesOnly, single);
+    const [present, withXml, whole] = this.rawStmt(foundSql).get(...foundArgs, separator, json, bookId) as [number, number, Buffer | null];
     if (present === entries.length) {
       if (fields.includes('xml') && withXml < present) return undefined;
       if (whole !== null) return whole;
     }
+
+    // Some name is not in the book, so the general statement below reads the cards a second time.
 
     const args = [before, ...layout.missing, ...texts, after, json, bookId];
     const [lacking, bytes] = this.rawStmt(renderCardsSql(fields, namesOnly)).get(...args) as [number, Buffer];
@@ -1208,14 +1210,15 @@ function renderCardsSql(fields: LayoutField[], namesOnly: boolean): string {
  * entry is the card layout's texts and values without its first and last
  * text. group_concat puts the separator (the last text and then the first)
  * between entries. Only the first entry gets the text before it, and only
- * the last one the text after it. The parameters are, in order: the opening
- * text (the text before the entries and the first text), the texts between
- * the first and last, and the closing text (the last text and the text after
- * the entries) for a single entry; for more, the opening text and the texts
- * between, the last entry's index, the texts between and the closing text,
- * and the texts between once more. Then come the separator, the entries as
- * for renderCardsSql, and the book. The values are the number of cards
- * found, the number of them with their XML form, and the whole output.
+ * the last one the text after it. The opening text is the text before the
+ * entries and the first text, and the closing text the last text and the
+ * text after the entries. A single entry takes the opening text, the texts
+ * between the first and last, and the closing text. More entries take the
+ * opening text and the texts between, the last entry's index, the texts
+ * between and the closing text, and the texts between once more. Then come
+ * the separator, the entries as for renderCardsSql, and the book. The values
+ * are the number of cards found, the number of them with their XML form, and
+ * the whole output.
  */
 function foundCardsSql(fields: LayoutField[], namesOnly: boolean, single: boolean): string {
   const href = namesOnly ? 'j.value' : '(j.value ->> 0)';

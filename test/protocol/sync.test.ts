@@ -224,7 +224,7 @@ describe('rendered and built responses', () => {
     expect(responseFor(delta.responses, hrefs[4]).status).toBe(404);
   });
 
-  test.each(['', 'delta'])('a one-page listing is sent with its length, token %j', async (kind) => {
+  test.each(['', 'delta'])('one-page sync has Content-Length, token %j', async (kind) => {
     const { book, token } = await filledBook();
     const reply = await alice.report(book, syncCollectionBody(kind === '' ? '' : token));
     expect(reply.status).toBe(207);
@@ -235,7 +235,7 @@ describe('rendered and built responses', () => {
     expect(result.syncToken).toBe(await propertyToken(book));
   });
 
-  test('a page cut by the limit keeps its 507 and token', async () => {
+  test('limit-cut page keeps 507 and token', async () => {
     const { book } = await filledBook();
     const reply = await alice.report(book, syncCollectionBody('', { limit: 2 }));
     expect(reply.headers['content-length']).toBe(String(Buffer.byteLength(reply.text)));
