@@ -3,12 +3,14 @@
  * server process serving readers and writers, `cardinal ldap sync` runs in
  * another process against an unreachable slapd, a wrong bind password, a
  * frozen slapd (SIGSTOP) before the bind and in the middle of the paged
- * search, and a service account whose paged searches the server caps. Each
+ * search (behind a relay that stops forwarding at that point), and a
+ * service account whose paged searches the server caps. Each
  * sync must fail and leave the mirror as it was (same cards, same ETags, same
  * sync token), and no reader may see an error. test/ldap/sync.test.ts checks
  * the same failures in-process without load.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -148,26 +150,15 @@ async function mirrorState(): Promise<{ cards: string; count: number; token: str
 /**
  * Runs one failing sync under load and checks that it failed, that the
  * mirror is unchanged and that no reader or writer saw an error.
- * `during` runs once the CLI has printed a stderr line matching `trigger`.
  */
-async function expectFailedSyncUnderLoad(
-  label: string,
-  configFile: string,
-  expectedExit: number,
-  options: { trigger?: RegExp; during?: () => void | Promise<void> } = {},
-): Promise<string> {
+async function expectFailedSyncUnderLoad(label: string, configFile: string, expectedExit: number): Promise<string> {
   const before = await mirrorState();
   expect(before.count).toBe(PEOPLE.length);
   const load = startLoad(label);
   await new Promise((resolve) => setTimeout(resolve, 500));
-  let triggered: Promise<void> | undefined;
   const started = performance.now();
-  const sync = spawnCli(['ldap', 'sync', '--config', configFile, '--data', dataDir], (line) => {
-    if (options.trigger && options.during && triggered === undefined && options.trigger.test(line)) triggered = Promise.resolve(options.during());
-  });
-  const result = await sync.done;
+  const result = await spawnCli(['ldap', 'sync', '--config', configFile, '--data', dataDir]).done;
   const seconds = (performance.now() - started) / 1000;
-  await triggered;
   await new Promise((resolve) => setTimeout(resolve, 500));
   const figures = await load.stop();
   process.stdout.write(
@@ -183,8 +174,87 @@ async function expectFailedSyncUnderLoad(
   expect(after.count).toBe(before.count);
   expect(after.token).toBe(before.token);
   expect(after.cards === before.cards).toBe(true);
-  if (options.trigger) expect({ label, triggered: triggered !== undefined }).toEqual({ label, triggered: true });
   return result.stderr;
+}
+
+/** LDAP protocolOp tag of a SearchResultEntry (APPLICATION 4, constructed). */
+const SEARCH_RESULT_ENTRY = 0x64;
+
+/**
+ * Splits whole LDAP messages off the front of `data`: each is a BER SEQUENCE
+ * whose length is short form or long form. Returns the messages and the rest.
+ */
+function splitLdapMessages(data: Buffer): { messages: Buffer[]; rest: Buffer } {
+  const messages: Buffer[] = [];
+  let at = 0;
+  while (data.length - at >= 2) {
+    let length = data[at + 1];
+    let header = 2;
+    if (length & 0x80) {
+      const octets = length & 0x7f;
+      if (data.length - at < 2 + octets) break;
+      length = 0;
+      for (let i = 0; i < octets; i++) length = length * 256 + data[at + 2 + i];
+      header += octets;
+    }
+    if (data.length - at < header + length) break;
+    messages.push(data.subarray(at, at + header + length));
+    at += header + length;
+  }
+  return { messages, rest: data.subarray(at) };
+}
+
+/** Returns the protocolOp tag of one LDAP message, which follows the messageID INTEGER. */
+function protocolOp(message: Buffer): number {
+  let at = message[1] & 0x80 ? 2 + (message[1] & 0x7f) : 2;
+  at += 2 + message[at + 1];
+  return message[at];
+}
+
+/**
+ * Starts a TCP relay on 127.0.0.1 in front of `target`. It forwards whole
+ * messages from slapd until `entries` search result entries have passed, then
+ * calls `onHold` and forwards nothing more from slapd.
+ */
+async function startHoldingRelay(target: URL, entries: number, onHold: () => void): Promise<{ url: string; close: () => Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const relay = createServer((client) => {
+    const upstream = connect(Number(target.port), target.hostname);
+    sockets.add(client).add(upstream);
+    client.setNoDelay(true);
+    upstream.setNoDelay(true);
+    let pending = Buffer.alloc(0);
+    let passed = 0;
+    let holding = false;
+    client.on('data', (chunk) => upstream.write(chunk));
+    upstream.on('data', (chunk) => {
+      if (holding) return;
+      const { messages, rest } = splitLdapMessages(Buffer.concat([pending, chunk]));
+      pending = Buffer.from(rest);
+      for (const message of messages) {
+        client.write(message);
+        if (protocolOp(message) === SEARCH_RESULT_ENTRY) passed += 1;
+        if (passed === entries) {
+          holding = true;
+          onHold();
+          return;
+        }
+      }
+    });
+    for (const [socket, other] of [[client, upstream], [upstream, client]] as const) {
+      socket.on('error', () => other.destroy());
+      socket.on('close', () => other.destroy());
+    }
+  });
+  await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+  const { port } = relay.address() as AddressInfo;
+  return {
+    url: `ldap://127.0.0.1:${port}`,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => relay.close(resolve));
+    },
+  };
 }
 
 beforeAll(async () => {
@@ -245,18 +315,22 @@ test('frozen slapd times out', async () => {
 
 test('slapd frozen mid-search times out', async () => {
   let frozen = false;
+  // The relay passes a quarter of the entries, then stops slapd and forwards nothing more, so the
+  // freeze lands mid-search however late this process's event loop runs.
+  const relay = await startHoldingRelay(new URL(slapd.url), PEOPLE.length / 4, () => {
+    signalSlapd('SIGSTOP');
+    frozen = true;
+  });
   try {
-    // Small pages make the search long enough for the signal to land while pages are still to come.
-    const stderr = await expectFailedSyncUnderLoad('frozen mid-search', ldapConfig({ pageSize: 20 }), 1, {
-      trigger: /^reading the directory: (1[0-9]{3}|[2-9][0-9]{3})$/,
-      during: () => {
-        signalSlapd('SIGSTOP');
-        frozen = true;
-      },
-    });
+    const stderr = await expectFailedSyncUnderLoad('frozen mid-search', ldapConfig({ url: relay.url, pageSize: 20 }), 1);
     expect(stderr).toMatch(/timed out|timeout/i);
+    expect(frozen).toBe(true);
+    const read = [...stderr.matchAll(/^reading the directory: (\d+)$/gm)].map((match) => Number(match[1]));
+    expect(Math.max(...read)).toBeGreaterThan(0);
+    expect(Math.max(...read)).toBeLessThanOrEqual(PEOPLE.length / 4);
   } finally {
     if (frozen) signalSlapd('SIGCONT');
+    await relay.close();
   }
 });
 
