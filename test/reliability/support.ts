@@ -383,23 +383,13 @@ export interface StreamingCli {
   done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
 }
 
-/**
- * Runs `node bin/cardinal.js ARGS` and calls `onStderrLine` for each line it
- * writes to stderr as it arrives, so a test can act at a point of its progress.
- */
-export function spawnCli(args: string[], onStderrLine: (line: string) => void = () => undefined): StreamingCli {
+/** Runs `node bin/cardinal.js ARGS` in a child process and collects its output. */
+export function spawnCli(args: string[]): StreamingCli {
   const child = spawn(process.execPath, [join(repoRoot, 'bin', 'cardinal.js'), ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
-  let pending = '';
   child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr += chunk;
-    pending += chunk;
-    const lines = pending.split('\n');
-    pending = lines.pop() ?? '';
-    for (const line of lines) onStderrLine(line);
-  });
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve, reject) => {
     child.once('error', reject);
     child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
