@@ -122,6 +122,8 @@ function rawCardMeta(row: unknown[]): CardMeta {
  * numbers, so only the name can contain a space, and it comes last.
  */
 const PACKED_SUMMARY = "seq || ' ' || size || ' ' || modified_at || ' ' || etag || ' ' || name";
+/** The cards changed after a sequence number, as packed summaries in sequence order. */
+const CHANGED_CARDS_SQL = `SELECT ${PACKED_SUMMARY} FROM cards WHERE book_id = ? AND seq > ? ORDER BY seq LIMIT ?`;
 
 /**
  * Reads the decimal digits of a non-negative integer from text[start, end).
@@ -1103,7 +1105,7 @@ export class SqliteStorage implements Storage {
       const book = this.stmt('SELECT sync_seq FROM books WHERE id = ?').get(bookId) as Row | undefined;
       const currentSeq = (book?.sync_seq as number) ?? 0;
       const cards = (
-        this.pluckStmt(`SELECT ${PACKED_SUMMARY} FROM cards WHERE book_id = ? AND seq > ? ORDER BY seq LIMIT ?`).all(bookId, sinceSeq, limit + 1) as string[]
+        this.pluckStmt(CHANGED_CARDS_SQL).all(bookId, sinceSeq, limit + 1) as string[]
       ).map((text): Change => {
         const card = unpackSummary(text);
         return { name: card.name, seq: card.seq, card };
@@ -1122,6 +1124,14 @@ export class SqliteStorage implements Storage {
       const seq = truncated ? changes[changes.length - 1].seq : currentSeq;
       return { changes, seq, truncated };
     }) as ChangePage;
+  }
+
+  /** Returns SQLite's plans for reading the change log: the statement of changesSince, then that of renderChanges for `fields`. */
+  explainChanges(fields: LayoutField[]): string[][] {
+    return [CHANGED_CARDS_SQL, renderChangesSql(fields, true)].map((sql) => {
+      const params = Array<number>((sql.match(/\?/g) ?? []).length).fill(0);
+      return (this.db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as Row[]).map((row) => row.detail as string);
+    });
   }
 
   async renderCards(bookId: number, entries: readonly CardEntry[] | readonly string[], layout: CardsLayout): Promise<Buffer | undefined> {

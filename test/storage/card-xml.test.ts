@@ -82,14 +82,14 @@ test('replaced card gets a new XML form', async () => {
 });
 
 test('migration fills the XML form', async () => {
-  // Takes the store back to the schema before the column. The two migrations after it add the removal
-  // flag of books and the path segments of cards.
+  // Takes the store back to the schema before the column. The three migrations after it add the removal
+  // flag of books and the path segments of cards, and narrow the change log's index.
   const reopened = await changeOutside((db) => {
     const version = db.pragma('user_version', { simple: true }) as number;
     db.exec(DROP_SEGMENTS_SQL);
     db.exec('ALTER TABLE books DROP COLUMN removing');
     db.exec('ALTER TABLE cards DROP COLUMN xml');
-    db.pragma(`user_version = ${version - 3}`);
+    db.pragma(`user_version = ${version - 4}`);
   });
   await expectXmlMatchesBodies(reopened, opened.bookId, NAMES);
 });
