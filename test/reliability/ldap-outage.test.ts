@@ -186,29 +186,32 @@ const SEARCH_RESULT_ENTRY = 0x64;
  */
 function splitLdapMessages(data: Buffer): { messages: Buffer[]; rest: Buffer } {
   const messages: Buffer[] = [];
-  let at = 0;
-  while (data.length - at >= 2) {
-    let length = data[at + 1];
+  let offset = 0;
+  while (data.length - offset >= 2) {
+    let length = data[offset + 1];
     let header = 2;
     if (length & 0x80) {
       const octets = length & 0x7f;
-      if (data.length - at < 2 + octets) break;
+      if (data.length - offset < 2 + octets) break;
       length = 0;
-      for (let i = 0; i < octets; i++) length = length * 256 + data[at + 2 + i];
+      for (let i = 0; i < octets; i++) length = length * 256 + data[offset + 2 + i];
       header += octets;
     }
-    if (data.length - at < header + length) break;
-    messages.push(data.subarray(at, at + header + length));
-    at += header + length;
+    if (data.length - offset < header + length) break;
+    messages.push(data.subarray(offset, offset + header + length));
+    offset += header + length;
   }
-  return { messages, rest: data.subarray(at) };
+  return { messages, rest: data.subarray(offset) };
 }
 
-/** Returns the protocolOp tag of one LDAP message, which follows the messageID INTEGER. */
+/**
+ * Returns the protocolOp tag of one LDAP message, which follows the messageID
+ * INTEGER. A messageID has at most four octets, so its length is short form.
+ */
 function protocolOp(message: Buffer): number {
-  let at = message[1] & 0x80 ? 2 + (message[1] & 0x7f) : 2;
-  at += 2 + message[at + 1];
-  return message[at];
+  let offset = message[1] & 0x80 ? 2 + (message[1] & 0x7f) : 2;
+  offset += 2 + message[offset + 1];
+  return message[offset];
 }
 
 /**
@@ -325,9 +328,10 @@ test('slapd frozen mid-search times out', async () => {
     const stderr = await expectFailedSyncUnderLoad('frozen mid-search', ldapConfig({ url: relay.url, pageSize: 20 }), 1);
     expect(stderr).toMatch(/timed out|timeout/i);
     expect(frozen).toBe(true);
-    const read = [...stderr.matchAll(/^reading the directory: (\d+)$/gm)].map((match) => Number(match[1]));
-    expect(Math.max(...read)).toBeGreaterThan(0);
-    expect(Math.max(...read)).toBeLessThanOrEqual(PEOPLE.length / 4);
+    const progress = [...stderr.matchAll(/^reading the directory: (\d+)$/gm)].map((match) => Number(match[1]));
+    const entriesRead = Math.max(...progress);
+    expect(entriesRead).toBeGreaterThan(0);
+    expect(entriesRead).toBeLessThanOrEqual(PEOPLE.length / 4);
   } finally {
     if (frozen) signalSlapd('SIGCONT');
     await relay.close();

@@ -377,14 +377,15 @@ export function removeConfigs(): void {
   for (const dir of configFolders.splice(0)) rmSync(dir, { recursive: true, force: true });
 }
 
-export interface StreamingCli {
+/** A command line run in a child process. */
+export interface CliRun {
   child: ChildProcess;
   /** Resolves with the exit status and the whole output once the command exits. */
   done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
 }
 
 /** Runs `node bin/cardinal.js ARGS` in a child process and collects its output. */
-export function spawnCli(args: string[]): StreamingCli {
+export function spawnCli(args: string[]): CliRun {
   const child = spawn(process.execPath, [join(repoRoot, 'bin', 'cardinal.js'), ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
