@@ -22,7 +22,7 @@ function readProcList(pid: number, file: string): string[] | undefined {
 describe('bin/cardinal.js first line', () => {
   test('benchmark reads what it sets', () => {
     expect(readShebang(CLI)).toEqual({
-      env: { MALLOC_MMAP_THRESHOLD_: '1048576' },
+      env: { MALLOC_ARENA_MAX: '1', MALLOC_MMAP_THRESHOLD_: '4194304', MALLOC_TRIM_THRESHOLD_: '16777216' },
       nodeOptions: ['--max-semi-space-size=4', '--initial-old-space-size=32', '--no-allocation-site-pretenuring'],
     });
   });
@@ -52,7 +52,10 @@ describe('bin/cardinal.js first line', () => {
       expect(commandLine).toContain('--max-semi-space-size=4');
       expect(commandLine).toContain('--initial-old-space-size=32');
       expect(commandLine).toContain('--no-allocation-site-pretenuring');
-      expect(readProcList(pid, 'environ')).toContain('MALLOC_MMAP_THRESHOLD_=1048576');
+      const environ = readProcList(pid, 'environ');
+      expect(environ).toContain('MALLOC_ARENA_MAX=1');
+      expect(environ).toContain('MALLOC_MMAP_THRESHOLD_=4194304');
+      expect(environ).toContain('MALLOC_TRIM_THRESHOLD_=16777216');
     } finally {
       server.kill('SIGTERM');
       await new Promise((resolve) => server.once('exit', resolve));
