@@ -19,7 +19,7 @@
 //   The 4 MiB mmap threshold keeps SQLite's buffer of more than 1 MiB in the heap, where it is reused.
 // - `MALLOC_ARENA_MAX=1` gives every thread the one allocator arena, so that only one arena keeps
 //   freed memory. With the two settings above and the default number of arenas, the benchmark's
-//   peak resident memory at N = 100,000 was 148 MB; with one arena, 130 and 141 MB in two runs.
+//   peak resident memory at N = 100,000 was 148 MB. With one arena it was 130, 141 and 134 MB.
 // - `--initial-old-space-size=32` lets V8's old generation grow to 32 MB before its first full
 //   collections. Over 300 multigets of 500 cards, full collections fell from 49 to 16.
 // - `--no-allocation-site-pretenuring` keeps V8 from allocating objects straight into the old
